@@ -1,0 +1,191 @@
+"""The `prototok` command: a thin layer of click options over the public functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import PrototokError
+from .layouts import DEFAULT_LAYOUT, LAYOUTS
+from .models import DEFAULT_MODEL
+from .recipes import DEFAULT_RECIPE, RECIPES
+
+EXIT_OK, EXIT_NOT_RECONSTRUCTED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Group(click.Group):
+    """Turns user errors into one line on stderr and exit status 2; Ctrl-C into 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (PrototokError, ValueError) as err:
+            click.echo(f"prototok: error: {err}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("prototok: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="prototok")
+def main() -> None:
+    """Encode a text into two proto-token vectors; a frozen LM writes it back in one forward pass."""
+
+
+def model_options(f):
+    f = click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")(f)
+    return click.option(
+        "--model", default=None, help=f"built-in name, .gguf file, HF folder or Hub id (default: {DEFAULT_MODEL})"
+    )(f)
+
+
+def fit_options(f):
+    """Options shared by every command that fits proto-tokens."""
+    opts = [
+        click.option("--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS)),
+        click.option("--recipe", default=DEFAULT_RECIPE, show_default=True, type=click.Choice(sorted(RECIPES))),
+        click.option("--lr", type=float, default=None, help="override the recipe's learning rate"),
+        click.option("--steps", type=int, default=None, help="override the recipe's max steps per text"),
+        click.option("--init-scale", type=float, default=None, help="override the recipe's init scale"),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--batch-size", type=int, default=8, show_default=True, help="texts fitted at once"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return model_options(f)
+
+
+def progress_bar(total: int, desc: str):
+    """A tqdm bar on stderr with live accuracy; returns (callback, bar)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=total, desc=desc, unit="text", file=sys.stderr, dynamic_ncols=True, disable=None
+    )  # None: hidden when stderr is not a terminal
+
+    def update(p) -> None:
+        bar.n = p.done
+        bar.set_postfix(step=p.step, acc=f"{p.active_accuracy:.3f}", solved=p.solved, refresh=False)
+        bar.refresh()
+
+    return update, bar
+
+
+def _read_texts(text: str | None, files: tuple[str, ...]) -> list[str]:
+    texts = [text] if text is not None else []
+    for f in files:
+        try:
+            texts.append(Path(f).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise PrototokError(f"cannot read {f}: {err}") from None
+    if not texts:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise PrototokError("no text: give it as an argument, with --file, or on stdin")
+        texts.append(sys.stdin.read())
+    return texts
+
+
+@main.command()
+@click.argument("text", required=False)
+@click.option("--file", "files", multiple=True, type=click.Path(), help="read a text from a file (repeatable)")
+@click.option("-o", "--output", default="prototokens.safetensors", show_default=True, type=click.Path())
+@fit_options
+@click.option(
+    "--share",
+    type=click.Choice(["none", "m", "e"]),
+    default="none",
+    show_default=True,
+    help="share m (or e) across all the texts",
+)
+@click.option("--min-accuracy", type=float, default=1.0, show_default=True, help="exit 1 below this accuracy")
+@click.option("--store-text", is_flag=True, help="keep the text itself in the file (else only its sha256)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
+def encode(
+    text,
+    files,
+    output,
+    model,
+    device,
+    layout,
+    recipe,
+    lr,
+    steps,
+    init_scale,
+    seed,
+    batch_size,
+    share,
+    min_accuracy,
+    store_text,
+    as_json,
+):
+    """Fit proto-tokens for TEXT (or --file, or stdin) and write them to -o."""
+    from .encode import encode as run_encode
+    from .models import load_model
+    from .recipes import get_recipe
+
+    texts = _read_texts(text, files)
+    rec = get_recipe(recipe, lr=lr, max_steps=steps, init_scale=init_scale)
+    lm = load_model(model or DEFAULT_MODEL, device)
+    update, bar = progress_bar(len(texts), "encode")
+    try:
+        proto = run_encode(
+            texts,
+            lm,
+            layout=layout,
+            recipe=rec,
+            seed=seed,
+            share=share,
+            batch_size=batch_size,
+            store_text=store_text,
+            progress=update,
+        )
+    finally:
+        bar.close()
+    proto.save(output)
+    rows = [
+        {"index": i, "tokens": n, "accuracy": a, "steps": s, "seconds": round(t, 2), "loss": round(lo, 5)}
+        for i, (n, a, s, t, lo) in enumerate(
+            zip(proto.lengths, proto.accuracy, proto.steps, proto.extra["seconds"], proto.extra["loss"])
+        )
+    ]
+    if as_json:
+        click.echo(json.dumps({"file": str(output), "texts": rows}))
+    else:
+        for r in rows:
+            click.echo(
+                f"text {r['index']}: {r['tokens']} tokens, accuracy {r['accuracy']:.4f} "
+                f"after {r['steps']} steps, {r['seconds']:.1f} s"
+            )
+        click.echo(f"wrote {output}")
+    sys.exit(EXIT_OK if min(proto.accuracy) >= min_accuracy else EXIT_NOT_RECONSTRUCTED)
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@model_options
+@click.option("--reference", multiple=True, help="the expected text (repeat per text) to report token accuracy")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
+def decode(file, model, device, reference, as_json):
+    """Write back the text(s) stored in FILE with one forward pass."""
+    from .decode import decode as run_decode
+    from .protofile import ProtoTokens
+
+    proto = ProtoTokens.load(file)
+    if reference and len(reference) != len(proto):
+        raise PrototokError(f"{file} holds {len(proto)} texts but {len(reference)} --reference were given")
+    out = run_decode(proto, model, references=list(reference) or None, device=device)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [{"index": i, "text": d.text, "tokens": d.tokens, "accuracy": d.accuracy} for i, d in enumerate(out)]
+            )
+        )
+    else:
+        for d in out:
+            click.echo(d.text)
+    if reference and any(d.accuracy < 1.0 for d in out):
+        sys.exit(EXIT_NOT_RECONSTRUCTED)

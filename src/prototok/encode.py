@@ -1,0 +1,59 @@
+"""text -> tokens -> fitted proto-tokens: the `prototok encode` pipeline as a function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .fit import Progress, fit
+from .layouts import DEFAULT_LAYOUT, get_layout
+from .models import DEFAULT_MODEL, LoadedModel, load_model
+from .protofile import ProtoTokens
+from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from .tokens import text_sha256, tokenize
+
+
+def encode(
+    texts: str | list[str],
+    model: str | LoadedModel = DEFAULT_MODEL,
+    *,
+    layout: str = DEFAULT_LAYOUT,
+    recipe: str | Recipe = DEFAULT_RECIPE,
+    seed: int = 0,
+    share: str = "none",
+    batch_size: int = 8,
+    store_text: bool = False,
+    device: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> ProtoTokens:
+    """Fit proto-tokens from which the frozen model writes each text in one forward pass."""
+    lm = model if isinstance(model, LoadedModel) else load_model(model, device)
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    lay = get_layout(layout)
+    rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    extra = 1 if lay.first_target else 0  # e m^N needs one position more than the text has tokens
+    token_lists = [tokenize(lm.tokenizer, t, lm.max_positions - extra) for t in texts]
+    results = fit(
+        lm, token_lists, layout=lay, recipe=rec, seed=seed, share=share, batch_size=batch_size, progress=progress
+    )
+    e = torch.stack([r.e for r in results])
+    m = torch.stack([r.m for r in results])
+    if share == "m":
+        m = m[:1]
+    return ProtoTokens(
+        e=e,
+        m=m,
+        layout=lay.name,
+        lengths=[len(t) for t in token_lists],
+        model=lm.name,
+        model_fingerprint=lm.fingerprint,
+        tokenizer_fingerprint=lm.tokenizer_fingerprint,
+        accuracy=[r.accuracy for r in results],
+        steps=[r.steps for r in results],
+        text_sha256=[text_sha256(t) for t in texts],
+        texts=texts if store_text else None,
+        recipe=rec.name,
+        seed=seed,
+        extra={"loss": [r.loss for r in results], "seconds": [r.seconds for r in results], "share": share},
+    )

@@ -1,0 +1,272 @@
+"""Fit proto-tokens: continuous batching of texts through one frozen model.
+
+Per-text vectors (share="none"): a queue of texts feeds `batch_size` slots; a text leaves its slot when
+solved (100% token accuracy) or out of steps, and the next takes it, so the batch stays full. Each text
+has its own init stream, step count and optimiser state, so its trajectory does not depend on which
+texts share the batch. Shared vectors (share="m" or "e"): the texts form one group trained jointly
+until all are solved, and the group's best joint state is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .errors import PrototokError
+from .layouts import DEFAULT_LAYOUT, Layout, batch_indices, get_layout
+from .models import LoadedModel
+from .onepass import embed_inputs, hidden_states, token_scores
+from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
+
+SHARES = ("none", "m", "e")
+
+
+@dataclass
+class FitResult:
+    index: int  # position in the input list
+    tokens: list[int]
+    e: torch.Tensor  # (d,) on CPU
+    m: torch.Tensor  # (d,) on CPU
+    accuracy: float  # token accuracy of the kept solution
+    steps: int  # optimiser steps taken before the kept solution
+    loss: float  # cross-entropy (nats/token) of the kept solution
+    seconds: float  # wall time the text spent in the fitter
+    solved: bool
+
+
+@dataclass
+class Progress:
+    step: int  # fitter steps so far (one forward+backward each)
+    done: int
+    total: int
+    active_accuracy: float  # mean accuracy of the texts in the batch now
+    solved: int
+
+
+class RowAdamW:
+    """torch.optim.AdamW's update, but with a step count per row.
+
+    torch's AdamW keeps one step count per tensor; a text entering a slot mid-run would then get another
+    text's bias correction and learning-rate schedule. Per-row counts keep every text's trajectory its own.
+    """
+
+    def __init__(self, params: list[torch.Tensor], recipe: Recipe, lr_scales: list[float] | None = None):
+        self.params, self.r = params, recipe
+        self.lr_scales = lr_scales or [1.0] * len(params)
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.steps = [torch.zeros(p.shape[0], device=p.device) for p in params]
+
+    def reset(self, row: int) -> None:
+        for i, p in enumerate(self.params):
+            if p.shape[0] > 1 or row == 0:
+                self.exp_avg[i][row].zero_()
+                self.exp_avg_sq[i][row].zero_()
+                self.steps[i][row] = 0
+
+    def lr(self, t: torch.Tensor) -> torch.Tensor:
+        """Learning rate at per-row step t (1-based)."""
+        r = self.r
+        if r.schedule == "constant":
+            return torch.full_like(t, r.lr)
+        period = r.schedule_steps or max(r.max_steps, 1)
+        frac = (t - 1).clamp(max=period) / period
+        return r.lr * (r.min_lr_ratio + (1 - r.min_lr_ratio) * 0.5 * (1 + torch.cos(math.pi * frac)))
+
+    @torch.no_grad()
+    def step(self, rows: torch.Tensor) -> None:
+        """Update the given rows of per-text params (and every shared param)."""
+        b1, b2 = self.r.betas
+        for p, ea, eas, st, scale in zip(self.params, self.exp_avg, self.exp_avg_sq, self.steps, self.lr_scales):
+            if p.grad is None:
+                continue
+            idx = rows if p.shape[0] > 1 else torch.zeros(1, dtype=torch.long, device=p.device)
+            g = p.grad[idx]  # (R, d)
+            st[idx] += 1
+            t = st[idx].unsqueeze(1)  # (R, 1)
+            lr = self.lr(t) * scale
+            w = p[idx] * (1 - lr * self.r.weight_decay)
+            a = ea[idx].mul(b1).add_(g, alpha=1 - b1)
+            s = eas[idx].mul(b2).addcmul_(g, g, value=1 - b2)
+            denom = (s / (1 - b2**t)).sqrt().add_(self.r.eps)
+            p[idx] = w - lr / (1 - b1**t) * a / denom
+            ea[idx], eas[idx] = a, s
+            p.grad = None
+
+
+def init_scale(lm: LoadedModel, recipe: Recipe) -> float:
+    if recipe.init == "embedding":
+        return recipe.init_scale * lm.model.get_input_embeddings().weight.float().std().item()
+    return recipe.init_scale
+
+
+def _draw(gen: torch.Generator, d: int, scale: float) -> torch.Tensor:
+    return torch.randn(d, generator=gen) * scale  # CPU stream: the same vectors on any device
+
+
+def fit(
+    lm: LoadedModel,
+    token_lists: list[list[int]],
+    *,
+    layout: str | Layout = DEFAULT_LAYOUT,
+    recipe: str | Recipe = DEFAULT_RECIPE,
+    seed: int = 0,
+    share: str = "none",
+    batch_size: int = 8,
+    progress: Callable[[Progress], None] | None = None,
+) -> list[FitResult]:
+    """Find (e, m) for each token list; results come back in input order."""
+    lay = get_layout(layout) if isinstance(layout, str) else layout
+    rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if share not in SHARES:
+        raise ValueError(f"share must be one of {SHARES}, got '{share}'")
+    if not token_lists or any(len(t) == 0 for t in token_lists):
+        raise PrototokError("nothing to fit: every text needs at least one token")
+    too_long = max(lay.length(len(t)) for t in token_lists)
+    if too_long > lm.max_positions:
+        raise PrototokError(f"layout needs {too_long} positions, more than the model's context ({lm.max_positions})")
+    if share == "none":
+        return _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress)
+    return _fit_group(lm, token_lists, lay, rec, seed, share, progress)
+
+
+def _scores(lm, lay, e, m, token_lists):
+    slots, targets = batch_indices(lay, token_lists)
+    h = hidden_states(lm, embed_inputs(lm, e, m, slots.to(lm.device)))
+    loss, correct = token_scores(lm, h, targets.to(lm.device))
+    total = loss.sum()
+    if not torch.isfinite(total):
+        raise PrototokError("loss became NaN/inf: lower the learning rate or init scale")
+    return total, loss.detach().cpu(), correct.cpu()
+
+
+def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress) -> list[FitResult | None]:
+    d, dev, n = lm.hidden_size, lm.device, len(token_lists)
+    scale = init_scale(lm, rec)
+    size = max(1, min(batch_size, n))
+    E = torch.zeros(size, d, device=dev, requires_grad=True)
+    M = torch.zeros(size, d, device=dev, requires_grad=True)
+    opt = RowAdamW([E, M], rec, [rec.e_lr_scale, 1.0])
+    queue = deque(range(n))
+    text = [None] * size  # text index in each slot
+    gens: list[torch.Generator | None] = [None] * size
+    steps, since_best, started = [0] * size, [0] * size, [0.0] * size
+    best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, e, m, loss)
+    results: list[FitResult | None] = [None] * n
+    step = 0
+
+    def fill(s: int) -> None:
+        i = queue.popleft()
+        text[s], gens[s] = i, torch.Generator().manual_seed(seed * 1_000_003 + i)
+        with torch.no_grad():
+            E[s], M[s] = _draw(gens[s], d, scale).to(dev), _draw(gens[s], d, scale).to(dev)
+        opt.reset(s)
+        steps[s] = since_best[s] = 0
+        best[s], started[s] = None, time.perf_counter()
+
+    def finish(s: int) -> None:
+        acc, _, st, e, m, loss = best[s]
+        i = text[s]
+        results[i] = FitResult(i, token_lists[i], e, m, acc, st, loss, time.perf_counter() - started[s], acc >= 1.0)
+        text[s] = None
+
+    while queue or any(t is not None for t in text):
+        for s in range(size):
+            if text[s] is None and queue:
+                fill(s)
+        active = [s for s in range(size) if text[s] is not None]
+        rows = torch.tensor(active, device=dev)
+        toks = [token_lists[text[s]] for s in active]
+        total, loss, correct = _scores(lm, lay, E[rows], M[rows], toks)
+        total.backward()
+        updating = []
+        for j, s in enumerate(active):  # .cpu() above is the one sync per step: slots change on its result
+            acc = correct[j].item() / len(toks[j])
+            key = (acc, -loss[j].item())
+            if best[s] is None or key > best[s][:2]:
+                best[s] = (*key, steps[s], E[s].detach().cpu().clone(), M[s].detach().cpu().clone(), loss[j].item())
+                since_best[s] = 0
+            else:
+                since_best[s] += 1
+            if acc >= 1.0 or steps[s] >= rec.max_steps:
+                finish(s)
+                continue
+            if rec.restart_after and since_best[s] >= rec.restart_after:
+                with torch.no_grad():
+                    E[s], M[s] = _draw(gens[s], d, scale).to(dev), _draw(gens[s], d, scale).to(dev)
+                opt.reset(s)
+                since_best[s] = 0
+            else:  # a freshly re-drawn row waits for its own gradient
+                updating.append(s)
+            steps[s] += 1
+        if updating:
+            opt.step(torch.tensor(updating, device=dev))
+        E.grad = M.grad = None
+        step += 1
+        if progress:
+            done = sum(r is not None for r in results)
+            progress(
+                Progress(
+                    step,
+                    done,
+                    n,
+                    (correct.float() / torch.tensor([len(t) for t in toks])).mean().item(),
+                    sum(r is not None and r.solved for r in results),
+                )
+            )
+    return results
+
+
+def _fit_group(lm, token_lists, lay, rec, seed, share, progress) -> list[FitResult]:
+    """One group sharing e or m: trained jointly; the kept state is the group's best (most tokens right)."""
+    d, dev, n = lm.hidden_size, lm.device, len(token_lists)
+    scale = init_scale(lm, rec)
+    gen = torch.Generator().manual_seed(seed)
+    shared = _draw(gen, d, scale).unsqueeze(0).to(dev).requires_grad_()
+    own = torch.stack([_draw(gen, d, scale) for _ in range(n)]).to(dev).requires_grad_()
+    E, M = (own, shared) if share == "m" else (shared, own)
+    opt = RowAdamW([E, M], rec, [rec.e_lr_scale, 1.0])
+    lengths = torch.tensor([len(t) for t in token_lists])
+    rows = torch.arange(n, device=dev)
+    best, since_best, t0 = None, 0, time.perf_counter()
+    for step in range(rec.max_steps + 1):
+        total, loss, correct = _scores(lm, lay, E, M, token_lists)
+        key = (correct.sum().item(), -total.item())
+        if best is None or key > best[0]:
+            e_b, m_b = E.detach().cpu().clone(), M.detach().cpu().clone()
+            best, since_best = (key, step, e_b, m_b, loss, correct), 0
+        else:
+            since_best += 1
+        if progress:
+            progress(Progress(step, 0, n, (correct / lengths).mean().item(), int((correct == lengths).sum())))
+        if bool((correct == lengths).all()) or step == rec.max_steps:
+            break
+        total.backward()
+        opt.step(rows)
+        if rec.restart_after and since_best >= rec.restart_after:  # a group restarts as a whole
+            with torch.no_grad():
+                for p in (E, M):
+                    p.copy_(torch.stack([_draw(gen, d, scale) for _ in range(p.shape[0])]).to(dev))
+            opt = RowAdamW([E, M], rec, [rec.e_lr_scale, 1.0])
+            since_best = 0
+    _, st, e_b, m_b, loss, correct = best
+    secs = time.perf_counter() - t0
+    return [
+        FitResult(
+            i,
+            token_lists[i],
+            e_b[min(i, e_b.shape[0] - 1)],
+            m_b[min(i, m_b.shape[0] - 1)],
+            correct[i].item() / len(token_lists[i]),
+            st,
+            loss[i].item(),
+            secs,
+            bool(correct[i] == len(token_lists[i])),
+        )
+        for i in range(n)
+    ]

@@ -1,0 +1,92 @@
+"""The science in one place: [e, m, ..., m] -> frozen LM -> logits at the target positions.
+
+Shapes: B texts, L input positions, d hidden size, V vocabulary, T supervised positions in the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .layouts import IGNORE
+from .models import LoadedModel
+
+# Logit rows per chunk: bounds the (rows, V) fp32 block so memory stays flat at large B and N.
+CHUNK_ELEMENTS = 1 << 24
+
+
+def embed_scale(lm: LoadedModel) -> float:
+    """Some embedding modules scale their output (Gemma multiplies by sqrt(d)); proto-tokens live in the
+    table's space and get the same scale, so init and nearest-token comparisons mean the same everywhere."""
+    scale = getattr(lm.model.get_input_embeddings(), "embed_scale", 1.0)
+    return float(scale)
+
+
+def embed_inputs(lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """e, m: (B, d) per text or (1, d) shared; slots: (B, L) with 0 = e, 1 = m."""
+    b, d = slots.shape[0], e.shape[-1]
+    pair = torch.stack([e.expand(b, d), m.expand(b, d)], dim=1)  # (B, 2, d)
+    x = torch.gather(pair, 1, slots.unsqueeze(-1).expand(-1, -1, d))  # (B, L, d)
+    return x * embed_scale(lm)
+
+
+def hidden_states(lm: LoadedModel, inputs: torch.Tensor) -> torch.Tensor:
+    """Backbone only: the LM head runs later, on supervised rows alone. Plain causal mask, no cache."""
+    with torch.autocast(
+        lm.device.type, dtype=lm.autocast_dtype or torch.float32, enabled=lm.autocast_dtype is not None
+    ):
+        out = lm.model.base_model(inputs_embeds=inputs, use_cache=False)
+    return out.last_hidden_state  # (B, L, d)
+
+
+def _head(lm: LoadedModel, h: torch.Tensor) -> torch.Tensor:
+    logits = lm.model.get_output_embeddings()(h).float()  # (rows, V)
+    cfg = getattr(lm.model.config, "text_config", lm.model.config)
+    if cap := getattr(cfg, "final_logit_softcapping", None):  # Gemma-2 style; argmax is unchanged by it
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def _chunk_scores(lm: LoadedModel, h: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = _head(lm, h)  # (rows, V)
+    return F.cross_entropy(logits, tgt, reduction="none"), logits.argmax(-1) == tgt
+
+
+def token_scores(lm: LoadedModel, h: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-text mean cross-entropy (B,) with grad, and per-text correct-token counts (B,) without.
+
+    Only supervised rows reach the LM head. Large batches go in chunks under checkpoint, so no
+    (B, L, V) logits tensor is ever held; the chunk's logits are recomputed in backward instead.
+    """
+    rows = targets != IGNORE  # (B, L)
+    hs, tg = h[rows], targets[rows]  # (T, d), (T,)
+    text_of = rows.nonzero()[:, 0]  # (T,) which text each row belongs to
+    vocab = lm.model.get_output_embeddings().weight.shape[0]
+    step = max(1, CHUNK_ELEMENTS // vocab)
+    if hs.shape[0] <= step:
+        tok_loss, tok_ok = _chunk_scores(lm, hs, tg)
+    else:
+        parts = [
+            checkpoint(_chunk_scores, lm, hs[i : i + step], tg[i : i + step], use_reentrant=False)
+            for i in range(0, hs.shape[0], step)
+        ]
+        tok_loss, tok_ok = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    b = targets.shape[0]
+    counts = rows.sum(1).clamp(min=1)  # (B,)
+    loss = torch.zeros(b, device=h.device).index_add(0, text_of, tok_loss) / counts
+    correct = torch.zeros(b, dtype=torch.long, device=h.device).index_add(0, text_of, tok_ok.long())
+    return loss, correct
+
+
+@torch.no_grad()
+def predict(
+    lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, slots: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """Argmax token at every supervised position of one forward pass: (T,) in row-major order."""
+    h = hidden_states(lm, embed_inputs(lm, e, m, slots))
+    rows = targets != IGNORE
+    hs = h[rows]
+    vocab = lm.model.get_output_embeddings().weight.shape[0]
+    step = max(1, CHUNK_ELEMENTS // vocab)
+    return torch.cat([_head(lm, hs[i : i + step]).argmax(-1) for i in range(0, hs.shape[0], step)])

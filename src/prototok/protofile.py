@@ -1,0 +1,132 @@
+"""Proto-token files: safetensors with e and m, and JSON metadata that ties them to a model and tokenizer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .errors import PrototokError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ProtoTokens:
+    """Proto-tokens for one or more texts: e (T, d); m (T, d), or (1, d) when shared by all T texts."""
+
+    e: torch.Tensor
+    m: torch.Tensor
+    layout: str
+    lengths: list[int]  # N per text
+    model: str
+    model_fingerprint: str
+    tokenizer_fingerprint: str
+    accuracy: list[float]
+    steps: list[int]
+    text_sha256: list[str]
+    texts: list[str] | None = None  # only with --store-text
+    recipe: str = ""
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def _meta(self) -> dict:
+        meta = {k: v for k, v in asdict(self).items() if k not in ("e", "m")}
+        meta["format_version"] = FORMAT_VERSION
+        meta["prototok_version"] = _version()
+        return meta
+
+    def save(self, path: str | Path) -> Path:
+        """Atomic: a temp file in the same folder, renamed over the target once complete."""
+        path = Path(path)
+        e, m = self.e.detach().float().cpu().contiguous(), self.m.detach().float().cpu().contiguous()
+        meta = self._meta()
+        meta["tensor_sha256"] = _tensor_digest(e, m)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file({"e": e, "m": m}, tmp, metadata={"prototok": json.dumps(meta, sort_keys=True)})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProtoTokens:
+        path = Path(path)
+        try:
+            tensors = load_file(path)
+
+            with safe_open(path, "pt") as f:
+                raw = (f.metadata() or {}).get("prototok")
+        except FileNotFoundError:
+            raise PrototokError(f"no such file: {path}") from None
+        except (SafetensorError, OSError, ValueError) as err:
+            raise PrototokError(f"{path} is not a readable proto-token file ({err})") from None
+        if raw is None or set(tensors) != {"e", "m"}:
+            raise PrototokError(f"{path} is a safetensors file but not a prototok proto-token file")
+        try:
+            meta = json.loads(raw)
+        except json.JSONDecodeError:
+            raise PrototokError(f"{path} has corrupt prototok metadata") from None
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise PrototokError(
+                f"{path} has format version {meta['format_version']}; this prototok reads {FORMAT_VERSION}"
+            )
+        e, m = tensors["e"], tensors["m"]
+        if meta.get("tensor_sha256") != _tensor_digest(e, m):
+            raise PrototokError(f"{path} was modified after it was written (tensor checksum mismatch)")
+        known = {f for f in cls.__dataclass_fields__} - {"e", "m"}
+        unknown = set(meta) - known - {"format_version", "prototok_version", "tensor_sha256"}
+        if unknown:
+            import warnings
+
+            warnings.warn(f"{path}: ignoring unknown metadata keys {sorted(unknown)}", stacklevel=2)
+        try:
+            pt = cls(e=e, m=m, **{k: meta[k] for k in known if k in meta})
+        except TypeError as err:
+            raise PrototokError(f"{path} has incomplete metadata ({err})") from None
+        if e.shape[0] != len(pt.lengths) or m.shape[0] not in (1, len(pt.lengths)):
+            raise PrototokError(
+                f"{path}: tensor shapes {tuple(e.shape)}, {tuple(m.shape)} do not match {len(pt.lengths)} texts"
+            )
+        return pt
+
+    def check_model(self, lm) -> None:
+        """Refuse to decode with another model or tokenizer: the vectors mean nothing there."""
+        if lm.fingerprint != self.model_fingerprint:
+            raise PrototokError(
+                f"these proto-tokens were made for model '{self.model}' ({self.model_fingerprint[:12]}), "
+                f"not for '{lm.name}' ({lm.fingerprint[:12]})"
+            )
+        if lm.tokenizer_fingerprint != self.tokenizer_fingerprint:
+            raise PrototokError(
+                f"these proto-tokens were made with the tokenizer of '{self.model}' "
+                f"({self.tokenizer_fingerprint[:12]}), not that of '{lm.name}' ({lm.tokenizer_fingerprint[:12]})"
+            )
+
+
+def _tensor_digest(e: torch.Tensor, m: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in (e, m):
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

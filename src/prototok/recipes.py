@@ -1,0 +1,55 @@
+"""Optimisation recipes: the paper's, kept exactly as published, and ours, chosen by measurement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+SCHEDULES = ("constant", "cosine")
+INITS = ("normal", "embedding")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How e and m are initialised and optimised; one help line per field."""
+
+    name: str = "paper"
+    lr: float = 1e-2  # AdamW learning rate
+    e_lr_scale: float = 1.0  # e's learning rate is lr * this (e alone decides the first output; see README)
+    betas: tuple[float, float] = (0.9, 0.9)  # AdamW betas (the paper's, not torch's default 0.999)
+    weight_decay: float = 0.01  # decoupled, as torch.optim.AdamW
+    eps: float = 1e-8
+    init: str = "normal"  # "normal": N(0, init_scale^2); "embedding": N(0, (init_scale * std of the table)^2)
+    init_scale: float = 1.0
+    max_steps: int = 5000  # per text; a text stops early at 100% token accuracy
+    schedule: str = "constant"  # learning rate over a text's own steps
+    min_lr_ratio: float = 0.1  # cosine floor, as a fraction of lr
+    schedule_steps: int = 0  # cosine period in steps; 0 means max_steps
+    restart_after: int = 0  # re-draw a text's vectors after this many steps without a new best; 0 = never
+    notes: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"Recipe.lr must be > 0, got {self.lr}")
+        if self.max_steps < 0:
+            raise ValueError(f"Recipe.max_steps must be >= 0, got {self.max_steps}")
+        if self.init_scale <= 0:
+            raise ValueError(f"Recipe.init_scale must be > 0, got {self.init_scale}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Recipe.schedule must be one of {SCHEDULES}, got '{self.schedule}'")
+        if self.init not in INITS:
+            raise ValueError(f"Recipe.init must be one of {INITS}, got '{self.init}'")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"Recipe.betas must lie in [0, 1), got {self.betas}")
+
+
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(notes="arXiv 2505.21189: AdamW lr 1e-2 betas (0.9, 0.9) wd 0.01, N(0,1) init, 5000 steps"),
+}
+DEFAULT_RECIPE = "paper"
+
+
+def get_recipe(name: str, **overrides) -> Recipe:
+    """A named recipe with some fields overridden (None means keep the recipe's value)."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe '{name}'; choose one of: {', '.join(RECIPES)}")
+    return replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})

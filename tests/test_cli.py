@@ -1,0 +1,95 @@
+"""The command line on the tiny model: exit codes, outputs, and no partial files on bad input."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from prototok.cli import main
+
+
+@pytest.fixture()
+def run(tiny_dir):
+    def invoke(*args, input=None):
+        return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+    return invoke
+
+
+def enc(run, tiny_dir, out, *extra, input=None):
+    return run("encode", *extra, "--model", tiny_dir, "--lr", "0.1", "--steps", "300", "-o", out, input=input)
+
+
+def test_encode_decode_round_trip(run, tiny_dir, tmp_path):
+    out = tmp_path / "p.safetensors"
+    r = enc(run, tiny_dir, out, "the cat sat on the mat")
+    assert r.exit_code == 0, r.output
+    assert "accuracy 1.0000" in r.output and out.exists()
+    d = run("decode", out)
+    assert d.exit_code == 0 and d.output.strip() == "the cat sat on the mat"
+    j = run("decode", out, "--json", "--reference", "the cat sat on the mat")
+    assert j.exit_code == 0 and json.loads(j.output)[0]["accuracy"] == 1.0
+
+
+def test_encode_from_file_and_stdin(run, tiny_dir, tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("bird sang")
+    r = enc(run, tiny_dir, tmp_path / "a.safetensors", "--file", f, "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["texts"][0]["accuracy"] == 1.0
+    r = enc(run, tiny_dir, tmp_path / "b.safetensors", input="stars shone")
+    assert r.exit_code == 0
+    assert run("decode", tmp_path / "b.safetensors").output.strip() == "stars shone"
+
+
+def test_not_reconstructed_exits_1_and_still_writes(run, tiny_dir, tmp_path):
+    out = tmp_path / "p.safetensors"
+    r = run("encode", "the river flowed past old mill", "--model", tiny_dir, "--steps", "0", "-o", out, "--json")
+    assert r.exit_code == 1
+    assert out.exists() and json.loads(r.output)["texts"][0]["accuracy"] < 1.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["   "], "empty text"),
+        (["the " * 60], "longer than the model's context"),
+        (["the cat", "--layout", "m e"], "unknown layout"),
+        (["the cat", "--init-scale", "inf", "--steps", "3"], "NaN"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_file(run, tiny_dir, tmp_path, args, message):
+    out = tmp_path / "p.safetensors"
+    r = run("encode", *args, "--model", tiny_dir, "-o", out)
+    assert r.exit_code == 2
+    assert message in r.output and len(r.output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_model_exits_2(run, tmp_path):
+    r = run("encode", "hello", "--model", "no-such-model", "-o", tmp_path / "p.safetensors")
+    assert r.exit_code == 2 and "unknown model 'no-such-model'" in r.output
+
+
+def test_decode_of_corrupt_file_exits_2(run, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    r = run("decode", bad)
+    assert r.exit_code == 2 and "not a readable proto-token file" in r.output
+
+
+def test_decode_with_another_model_exits_2(run, tiny_dir, tmp_path):
+    from .conftest import tiny_model, tiny_tokenizer
+
+    out = tmp_path / "p.safetensors"
+    assert enc(run, tiny_dir, out, "bird sang").exit_code == 0
+    other = tmp_path / "other"
+    tiny_model(seed=1).save_pretrained(other)
+    tiny_tokenizer().save_pretrained(other)
+    r = run("decode", out, "--model", other)
+    assert r.exit_code == 2 and "made for model" in r.output
+
+
+@pytest.mark.parametrize("cmd", [[], ["encode"], ["decode"]])
+def test_help(run, cmd):
+    r = run(*cmd, "--help")
+    assert r.exit_code == 0 and "Usage" in r.output

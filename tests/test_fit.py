@@ -1,0 +1,175 @@
+import pytest
+import torch
+
+from prototok import fit
+from prototok.errors import PrototokError
+from prototok.fit import RowAdamW
+from prototok.layouts import LAYOUTS, batch_indices, get_layout
+from prototok.onepass import embed_inputs, hidden_states, predict, token_scores
+from prototok.recipes import Recipe, get_recipe
+
+FAST = get_recipe("paper", lr=0.1, max_steps=300)
+
+
+def ids(lm, text):
+    return lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def decoded_accuracy(lm, layout, r):
+    """Accuracy of a result's stored vectors, recomputed with a fresh one-pass forward."""
+    slots, targets = batch_indices(get_layout(layout), [r.tokens])
+    pred = predict(lm, r.e[None], r.m[None], slots, targets)
+    return (pred == torch.tensor(r.tokens)).float().mean().item()
+
+
+@pytest.mark.parametrize(
+    "layout, text",
+    [("e m^(N-1)", "the cat sat"), ("e m^N", "the cat sat"), ("(e m)^(N/2)", "the cat sat"),
+     ("e^(N/2) m^(N/2)", "bird sang")],  # its first N/2 inputs are all e: the tiny model needs a short text
+)
+def test_every_layout_fits_a_short_text(tiny, layout, text):
+    toks = ids(tiny, text)
+    (r,) = fit(tiny, [toks], layout=layout, recipe=FAST)
+    assert r.solved and r.accuracy == 1.0
+    assert decoded_accuracy(tiny, layout, r) == 1.0
+
+
+def test_e_to_the_n_trains_but_keeps_its_honest_accuracy(tiny):
+    """e^N feeds the same vector everywhere (the paper's weakest layout): only position tells outputs apart."""
+    toks = ids(tiny, "the cat sat")
+    (start,) = fit(tiny, [toks], layout="e^N", recipe=get_recipe("paper", lr=0.1, max_steps=0))
+    (r,) = fit(tiny, [toks], layout="e^N", recipe=get_recipe("paper", lr=0.1, max_steps=100))
+    assert r.loss < start.loss
+    assert decoded_accuracy(tiny, "e^N", r) == pytest.approx(r.accuracy)
+
+
+def test_padding_does_not_change_any_texts_loss(tiny):
+    lay = get_layout("e m^(N-1)")
+    lists = [ids(tiny, "the cat sat on the mat"), ids(tiny, "bird sang")]
+    g = torch.Generator().manual_seed(0)
+    e, m = torch.randn(2, tiny.hidden_size, generator=g), torch.randn(2, tiny.hidden_size, generator=g)
+
+    def scores(rows, toks):
+        slots, targets = batch_indices(lay, toks)
+        return token_scores(tiny, hidden_states(tiny, embed_inputs(tiny, e[rows], m[rows], slots)), targets)
+
+    batch_loss, batch_ok = scores([0, 1], lists)
+    for i in range(2):
+        loss, ok = scores([i], [lists[i]])
+        assert torch.allclose(batch_loss[i], loss[0], atol=1e-5)
+        assert batch_ok[i] == ok[0]
+
+
+def test_chunked_cross_entropy_matches_unchunked(tiny, monkeypatch):
+    import prototok.onepass as op
+
+    lay = get_layout("e m^(N-1)")
+    toks = [ids(tiny, "the cat sat on the mat"), ids(tiny, "a dog ran to the park")]
+    slots, targets = batch_indices(lay, toks)
+
+    def run():
+        e = torch.randn(2, tiny.hidden_size, generator=torch.Generator().manual_seed(1)).requires_grad_()
+        loss, ok = token_scores(tiny, hidden_states(tiny, embed_inputs(tiny, e, e, slots)), targets)
+        loss.sum().backward()
+        return loss.detach(), ok, e.grad
+
+    full = run()
+    monkeypatch.setattr(op, "CHUNK_ELEMENTS", tiny.model.config.vocab_size * 3)  # 3 rows per chunk
+    chunked = run()
+    assert torch.allclose(full[0], chunked[0], atol=1e-6)
+    assert torch.equal(full[1], chunked[1])
+    assert torch.allclose(full[2], chunked[2], atol=1e-6)
+
+
+def test_row_adamw_matches_torch_adamw():
+    rec = Recipe(lr=0.05, betas=(0.9, 0.95), weight_decay=0.1)
+    p1 = torch.randn(1, 8, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    p2 = p1.detach().clone().requires_grad_()
+    ref = torch.optim.AdamW([p2], lr=rec.lr, betas=rec.betas, weight_decay=rec.weight_decay, eps=rec.eps)
+    ours = RowAdamW([p1], rec)
+    for k in range(5):
+        g = torch.randn(1, 8, generator=torch.Generator().manual_seed(k + 1))
+        p1.grad, p2.grad = g.clone(), g.clone()
+        ours.step(torch.tensor([0]))
+        ref.step()
+    assert torch.allclose(p1, p2, atol=1e-6)
+
+
+def test_cosine_schedule_decays_to_floor():
+    opt = RowAdamW([torch.zeros(1, 1)], Recipe(lr=1.0, schedule="cosine", max_steps=100, min_lr_ratio=0.1))
+    lrs = opt.lr(torch.tensor([1.0, 51.0, 101.0, 500.0]))
+    assert lrs[0] == pytest.approx(1.0) and lrs[1] == pytest.approx(0.55) and lrs[2] == pytest.approx(0.1)
+    assert lrs[3] == pytest.approx(0.1)
+
+
+def test_deterministic_for_a_seed_and_different_across_seeds(tiny):
+    toks = [ids(tiny, "the cat sat on the mat")]
+    rec = get_recipe("paper", lr=0.1, max_steps=5)
+    a, b, c = fit(tiny, toks, recipe=rec, seed=3), fit(tiny, toks, recipe=rec, seed=3), fit(tiny, toks, recipe=rec)
+    assert torch.equal(a[0].e, b[0].e) and torch.equal(a[0].m, b[0].m)
+    assert not torch.equal(a[0].e, c[0].e)
+
+
+def test_a_texts_trajectory_does_not_depend_on_its_batch(tiny):
+    """Per-text init streams and per-row optimiser state: alone or batched, the same text goes the same way."""
+    lists = [ids(tiny, "the cat sat on the mat"), ids(tiny, "bird sang"), ids(tiny, "a dog ran to the park")]
+    rec = get_recipe("paper", lr=0.1, max_steps=8)
+    batched = fit(tiny, lists, recipe=rec, batch_size=3)
+    one_by_one = fit(tiny, lists, recipe=rec, batch_size=1)
+    for x, y in zip(batched, one_by_one):
+        assert x.steps == y.steps and x.accuracy == y.accuracy
+        assert torch.allclose(x.e, y.e, atol=1e-4) and torch.allclose(x.m, y.m, atol=1e-4)
+
+
+def test_continuous_batching_solves_each_text_once_in_input_order(tiny):
+    texts = ["the cat sat", "bird sang", "a dog ran to the park", "the sun was warm", "stars shone", "old mill"]
+    lists = [ids(tiny, t) for t in texts]
+    seen = []
+    res = fit(tiny, lists, recipe=FAST, batch_size=2, progress=lambda p: seen.append(p.done))
+    assert [r.index for r in res] == list(range(len(texts)))
+    assert [r.tokens for r in res] == lists
+    assert all(r.solved for r in res)
+    assert seen == sorted(seen) and seen[-1] == len(texts)  # done only grows: no text finishes twice
+
+
+def test_best_solution_is_kept_and_solved_text_is_frozen(tiny):
+    """A text that solves early keeps exactly its solving vectors while its batch-mate trains on."""
+    lists = [ids(tiny, "bird sang"), ids(tiny, "the river flowed past old mill children played near water")]
+    res = fit(tiny, lists, recipe=get_recipe("paper", lr=0.1, max_steps=60), batch_size=2)
+    assert res[0].solved and res[0].steps < 60
+    for r in res:
+        assert decoded_accuracy(tiny, "e m^(N-1)", r) == pytest.approx(r.accuracy)
+    # the kept accuracy is the best seen: a short run cannot beat it
+    short = fit(tiny, lists[1:], recipe=get_recipe("paper", lr=0.1, max_steps=10))
+    assert res[1].accuracy >= short[0].accuracy
+
+
+@pytest.mark.parametrize("share", ["m", "e"])
+def test_shared_vector_is_one_for_the_group(tiny, share):
+    # a shared e fixes the first output under e m^(N-1), so these texts share their first token
+    lists = [ids(tiny, "the cat sat"), ids(tiny, "the sun was"), ids(tiny, "the river flowed")]
+    res = fit(tiny, lists, recipe=FAST, share=share)
+    shared = [getattr(r, share) for r in res]
+    own = [getattr(r, "e" if share == "m" else "m") for r in res]
+    assert all(torch.equal(shared[0], s) for s in shared)
+    assert not torch.equal(own[0], own[1])
+    assert all(r.solved for r in res)
+    for r in res:
+        assert decoded_accuracy(tiny, "e m^(N-1)", r) == 1.0
+
+
+def test_nan_loss_is_a_clear_error(tiny):
+    with pytest.raises(PrototokError, match="NaN"):
+        fit(tiny, [ids(tiny, "the cat sat")], recipe=get_recipe("paper", init_scale=float("inf"), max_steps=3))
+
+
+def test_text_longer_than_context_is_refused(tiny):
+    with pytest.raises(PrototokError, match="context"):
+        fit(tiny, [[2] * 60])
+
+
+def test_recipe_validates_its_fields():
+    with pytest.raises(ValueError, match="schedule"):
+        Recipe(schedule="linear")
+    with pytest.raises(ValueError, match="unknown recipe"):
+        get_recipe("nope")
