@@ -31,15 +31,24 @@ def tiny_model(seed: int = 0, vocab_size: int = 64):
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=48, tie_word_embeddings=True, initializer_range=0.2,
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=48,
+        tie_word_embeddings=True,
+        initializer_range=0.2,
     )
     return LlamaForCausalLM(cfg)
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
-    """The tiny model (random weights; a wide init makes it expressive enough to fit) saved as an HF folder, so the CLI can load it with --model PATH."""
+    """The tiny model saved as an HF folder, so the CLI can load it with --model PATH.
+
+    Random weights; the wide init (0.2) makes it expressive enough to fit short texts quickly."""
     path = tmp_path_factory.mktemp("tiny")
     tiny_model().save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)

@@ -4,7 +4,7 @@ import torch
 from prototok import fit
 from prototok.errors import PrototokError
 from prototok.fit import RowAdamW
-from prototok.layouts import LAYOUTS, batch_indices, get_layout
+from prototok.layouts import batch_indices, get_layout
 from prototok.onepass import embed_inputs, hidden_states, predict, token_scores
 from prototok.recipes import Recipe, get_recipe
 
@@ -24,8 +24,12 @@ def decoded_accuracy(lm, layout, r):
 
 @pytest.mark.parametrize(
     "layout, text",
-    [("e m^(N-1)", "the cat sat"), ("e m^N", "the cat sat"), ("(e m)^(N/2)", "the cat sat"),
-     ("e^(N/2) m^(N/2)", "bird sang")],  # its first N/2 inputs are all e: the tiny model needs a short text
+    [
+        ("e m^(N-1)", "the cat sat"),
+        ("e m^N", "the cat sat"),
+        ("(e m)^(N/2)", "the cat sat"),
+        ("e^(N/2) m^(N/2)", "bird sang"),
+    ],  # its first N/2 inputs are all e: the tiny model needs a short text
 )
 def test_every_layout_fits_a_short_text(tiny, layout, text):
     toks = ids(tiny, text)
@@ -173,3 +177,11 @@ def test_recipe_validates_its_fields():
         Recipe(schedule="linear")
     with pytest.raises(ValueError, match="unknown recipe"):
         get_recipe("nope")
+
+
+def test_warm_start_from_a_solution_is_solved_at_step_zero(tiny):
+    toks = [ids(tiny, "the cat sat on the mat")]
+    (r,) = fit(tiny, toks, recipe=FAST)
+    (again,) = fit(tiny, toks, recipe=FAST, warm_start=[(r.e, r.m)], seed=7)
+    assert r.solved and again.solved and again.steps == 0
+    assert torch.equal(again.e, r.e)

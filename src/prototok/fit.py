@@ -119,8 +119,13 @@ def fit(
     share: str = "none",
     batch_size: int = 8,
     progress: Callable[[Progress], None] | None = None,
+    warm_start: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> list[FitResult]:
-    """Find (e, m) for each token list; results come back in input order."""
+    """Find (e, m) for each token list; results come back in input order.
+
+    warm_start: a (d,) pair (e, m) per text to start from instead of a random draw (a learned encoder's
+    output, or the solution of a shorter prefix); a restart still draws at random.
+    """
     lay = get_layout(layout) if isinstance(layout, str) else layout
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if share not in SHARES:
@@ -130,8 +135,10 @@ def fit(
     too_long = max(lay.length(len(t)) for t in token_lists)
     if too_long > lm.max_positions:
         raise PrototokError(f"layout needs {too_long} positions, more than the model's context ({lm.max_positions})")
+    if warm_start is not None and (share != "none" or len(warm_start) != len(token_lists)):
+        raise ValueError("warm_start needs share='none' and one (e, m) pair per text")
     if share == "none":
-        return _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress)
+        return _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start)
     return _fit_group(lm, token_lists, lay, rec, seed, share, progress)
 
 
@@ -145,7 +152,7 @@ def _scores(lm, lay, e, m, token_lists):
     return total, loss.detach().cpu(), correct.cpu()
 
 
-def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress) -> list[FitResult | None]:
+def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start) -> list[FitResult]:
     d, dev, n = lm.hidden_size, lm.device, len(token_lists)
     scale = init_scale(lm, rec)
     size = max(1, min(batch_size, n))
@@ -165,6 +172,8 @@ def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress) -> list[Fi
         text[s], gens[s] = i, torch.Generator().manual_seed(seed * 1_000_003 + i)
         with torch.no_grad():
             E[s], M[s] = _draw(gens[s], d, scale).to(dev), _draw(gens[s], d, scale).to(dev)
+            if warm_start is not None:
+                E[s], M[s] = (v.reshape(d).to(dev, torch.float32) for v in warm_start[i])
         opt.reset(s)
         steps[s] = since_best[s] = 0
         best[s], started[s] = None, time.perf_counter()
