@@ -17,7 +17,21 @@ def run(tiny_dir):
 
 
 def enc(run, tiny_dir, out, *extra, input=None):
-    return run("encode", *extra, "--model", tiny_dir, "--lr", "0.1", "--steps", "300", "-o", out, input=input)
+    return run(
+        "encode",
+        *extra,
+        "--model",
+        tiny_dir,
+        "--recipe",
+        "paper",
+        "--lr",
+        "0.1",
+        "--steps",
+        "300",
+        "-o",
+        out,
+        input=input,
+    )
 
 
 def test_encode_decode_round_trip(run, tiny_dir, tmp_path):

@@ -164,6 +164,43 @@ def encode(
     sys.exit(EXIT_OK if min(proto.accuracy) >= min_accuracy else EXIT_NOT_RECONSTRUCTED)
 
 
+DEMO_TEXT = "The cat sat on the mat and looked out of the window."
+
+
+@main.command()
+@model_options
+@click.option("--text", default=DEMO_TEXT, show_default=True, help="the sentence to send through two vectors")
+@click.option("-o", "--output", default="demo.safetensors", show_default=True, type=click.Path())
+def demo(model, device, text, output):
+    """Round trip: encode a sample sentence into two vectors, write it back in one forward pass."""
+    import time
+
+    from .decode import decode as run_decode
+    from .encode import encode as run_encode
+    from .models import load_model
+
+    t0 = time.perf_counter()
+    lm = load_model(model or DEFAULT_MODEL, device)
+    click.echo(
+        f"model {lm.name} loaded in {time.perf_counter() - t0:.1f} s; fitting e and m "
+        f"({DEFAULT_RECIPE} recipe, {lm.hidden_size} numbers each)"
+    )
+    update, bar = progress_bar(1, "encode")
+    try:
+        proto = run_encode(text, lm, progress=update)
+    finally:
+        bar.close()
+    proto.save(output)
+    (out,) = run_decode(proto, lm, references=[text])
+    click.echo(f"original : {text}")
+    click.echo(f"one pass : {out.text}")
+    click.echo(
+        f"{proto.lengths[0]} tokens, token accuracy {out.accuracy:.3f}, {proto.steps[0]} steps, "
+        f"{proto.extra['seconds'][0]:.0f} s; proto-tokens in {output}"
+    )
+    sys.exit(EXIT_OK if out.accuracy == 1.0 else EXIT_NOT_RECONSTRUCTED)
+
+
 @main.command()
 @click.argument("file", type=click.Path())
 @model_options
@@ -189,3 +226,12 @@ def decode(file, model, device, reference, as_json):
             click.echo(d.text)
     if reference and any(d.accuracy < 1.0 for d in out):
         sys.exit(EXIT_NOT_RECONSTRUCTED)
+
+
+from .cli_encoder import encoder as _encoder  # noqa: E402
+
+main.add_command(_encoder)
+
+from .cli_experiments import register as _register_experiments  # noqa: E402
+
+_register_experiments(main)

@@ -22,6 +22,10 @@ class Decoded:
 
 def decode_tokens(lm: LoadedModel, proto: ProtoTokens) -> list[list[int]]:
     """All texts of the file in one batched forward pass."""
+    if proto.layout == "mem":  # cramming baseline: greedy generation from K [mem] vectors
+        from .cram import decode_mem
+
+        return decode_mem(lm, proto)
     lay = get_layout(proto.layout)
     dummy = [[0] * n for n in proto.lengths]  # only the shape of the targets matters here
     slots, targets = batch_indices(lay, dummy)

@@ -158,7 +158,7 @@ def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start
     size = max(1, min(batch_size, n))
     E = torch.zeros(size, d, device=dev, requires_grad=True)
     M = torch.zeros(size, d, device=dev, requires_grad=True)
-    opt = RowAdamW([E, M], rec, [rec.e_lr_scale, 1.0])
+    opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
     queue = deque(range(n))
     text = [None] * size  # text index in each slot
     gens: list[torch.Generator | None] = [None] * size
@@ -171,7 +171,7 @@ def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start
         i = queue.popleft()
         text[s], gens[s] = i, torch.Generator().manual_seed(seed * 1_000_003 + i)
         with torch.no_grad():
-            E[s], M[s] = _draw(gens[s], d, scale).to(dev), _draw(gens[s], d, scale).to(dev)
+            E[s], M[s] = _draw(gens[s], d, scale * rec.e_scale).to(dev), _draw(gens[s], d, scale).to(dev)
             if warm_start is not None:
                 E[s], M[s] = (v.reshape(d).to(dev, torch.float32) for v in warm_start[i])
         opt.reset(s)
@@ -207,7 +207,7 @@ def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start
                 continue
             if rec.restart_after and since_best[s] >= rec.restart_after:
                 with torch.no_grad():
-                    E[s], M[s] = _draw(gens[s], d, scale).to(dev), _draw(gens[s], d, scale).to(dev)
+                    E[s], M[s] = _draw(gens[s], d, scale * rec.e_scale).to(dev), _draw(gens[s], d, scale).to(dev)
                 opt.reset(s)
                 since_best[s] = 0
             else:  # a freshly re-drawn row waits for its own gradient
@@ -236,10 +236,14 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress) -> list[FitResu
     d, dev, n = lm.hidden_size, lm.device, len(token_lists)
     scale = init_scale(lm, rec)
     gen = torch.Generator().manual_seed(seed)
-    shared = _draw(gen, d, scale).unsqueeze(0).to(dev).requires_grad_()
-    own = torch.stack([_draw(gen, d, scale) for _ in range(n)]).to(dev).requires_grad_()
-    E, M = (own, shared) if share == "m" else (shared, own)
-    opt = RowAdamW([E, M], rec, [rec.e_lr_scale, 1.0])
+    rows_e, rows_m = (n, 1) if share == "m" else (1, n)
+
+    def draw() -> tuple[torch.Tensor, torch.Tensor]:
+        e = torch.stack([_draw(gen, d, scale * rec.e_scale) for _ in range(rows_e)])
+        return e.to(dev), torch.stack([_draw(gen, d, scale) for _ in range(rows_m)]).to(dev)
+
+    E, M = (p.requires_grad_() for p in draw())
+    opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
     lengths = torch.tensor([len(t) for t in token_lists])
     rows = torch.arange(n, device=dev)
     best, since_best, t0 = None, 0, time.perf_counter()
@@ -259,9 +263,10 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress) -> list[FitResu
         opt.step(rows)
         if rec.restart_after and since_best >= rec.restart_after:  # a group restarts as a whole
             with torch.no_grad():
-                for p in (E, M):
-                    p.copy_(torch.stack([_draw(gen, d, scale) for _ in range(p.shape[0])]).to(dev))
-            opt = RowAdamW([E, M], rec, [rec.e_lr_scale, 1.0])
+                e0, m0 = draw()
+                E.copy_(e0)
+                M.copy_(m0)
+            opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
             since_best = 0
     _, st, e_b, m_b, loss, correct = best
     secs = time.perf_counter() - t0

@@ -181,6 +181,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None) -> LoadedMo
 
     src = resolve(name)
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # our own bar is the only one on stderr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

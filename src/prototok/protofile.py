@@ -20,7 +20,11 @@ FORMAT_VERSION = 1
 
 @dataclass
 class ProtoTokens:
-    """Proto-tokens for one or more texts: e (T, d); m (T, d), or (1, d) when shared by all T texts."""
+    """Proto-tokens for one or more texts: e (T, d); m (T, d), or (1, d) when shared by all T texts.
+
+    Layout "mem" (the cramming baseline, prototok.cram): e (T, K, d) holds K [mem] vectors per text,
+    extra["num_mem"] == K, m is empty (1, 0); decoded by greedy generation, not in one pass.
+    """
 
     e: torch.Tensor
     m: torch.Tensor
@@ -102,6 +106,8 @@ class ProtoTokens:
             raise PrototokError(
                 f"{path}: tensor shapes {tuple(e.shape)}, {tuple(m.shape)} do not match {len(pt.lengths)} texts"
             )
+        if (e.ndim == 3) != (pt.layout == "mem") or (pt.layout == "mem" and m.numel() != 0):
+            raise PrototokError(f"{path}: layout '{pt.layout}' does not fit tensors {tuple(e.shape)}, {tuple(m.shape)}")
         return pt
 
     def check_model(self, lm) -> None:

@@ -1,0 +1,183 @@
+"""`prototok encoder ...`: train a text -> proto-token encoder, and measure it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .errors import PrototokError
+from .layouts import DEFAULT_LAYOUT, LAYOUTS
+from .models import DEFAULT_MODEL
+from .recipes import DEFAULT_RECIPE, RECIPES
+
+DATA_HELP = "a .txt file (a text per line), a folder of them, a data source name, or a text (repeatable)"
+
+
+@click.group()
+def encoder() -> None:
+    """A learned encoder: proto-tokens for a text in one pass, no per-text optimisation."""
+
+
+@encoder.command()
+@click.option(
+    "--model", default=DEFAULT_MODEL, show_default=True, help="built-in name, .gguf file, HF folder or Hub id"
+)
+@click.option("--data", "data", multiple=True, required=True, help=DATA_HELP)
+@click.option("--samples", type=int, default=5000, show_default=True, help="texts to take from a data source name")
+@click.option("--min-len", type=int, default=8, show_default=True, help="shortest training text, tokens")
+@click.option("--max-len", type=int, default=16, show_default=True, help="longest training text, tokens")
+@click.option("--steps", type=int, default=1000, show_default=True, help="total optimiser steps")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="global batch (split over ranks)")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--warmup", type=int, default=20, show_default=True)
+@click.option("--out", "out", required=True, type=click.Path(), help="checkpoint folder")
+@click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
+@click.option("--ckpt-every", type=int, default=100, show_default=True, help="checkpoint every K steps")
+@click.option("--log-every", type=int, default=10, show_default=True, help="log loss/accuracy every K steps")
+@click.option("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step; --resume continues")
+@click.option("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="cpu, cuda ... (default: cuda if available; per rank under torchrun)")
+@click.option("--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS))
+@click.option("--width", type=int, default=256, show_default=True, help="encoder width")
+@click.option("--layers", type=int, default=2, show_default=True, help="encoder transformer layers")
+@click.option("--heads", type=int, default=4, show_default=True)
+@click.option("--predict-m", is_flag=True, help="predict m per text too (default: one trained m shared by all)")
+@click.option("--holdout", type=float, default=0.05, show_default=True, help="fraction of texts kept for eval")
+def train(model, data, samples, min_len, max_len, out, resume, stop_at, max_minutes, device, **kw):
+    """Train an encoder end to end through the frozen model (launch with torchrun for data parallel)."""
+    from .encoder_train import TrainConfig, read_texts
+    from .encoder_train import train as run_train
+
+    cfg = TrainConfig(model=model, min_len=min_len, max_len=max_len, **kw)
+    texts = read_texts(data, samples, cfg.seed)
+    last = run_train(cfg, texts, out, device=device, resume=resume, stop_at=stop_at, max_minutes=max_minutes).metrics
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
+    if last.get("loss") is not None:
+        click.echo(f"step {last['step']}: loss {last['loss']:.4f}, token accuracy {last['accuracy']:.4f}")
+    click.echo(f"checkpoint in {out}")
+
+
+@encoder.command("eval")
+@click.argument("ckpt", type=click.Path())
+@click.option("--data", "data", multiple=True, required=True, help=DATA_HELP)
+@click.option(
+    "--split",
+    type=click.Choice(["heldout", "all"]),
+    default="heldout",
+    show_default=True,
+    help="heldout: only the texts that training kept out (same hash split)",
+)
+@click.option("--samples", type=int, default=5000, show_default=True, help="texts to take from a data source name")
+@click.option("--texts", "n_texts", type=int, default=16, show_default=True, help="evaluation texts")
+@click.option("--min-len", type=int, default=None, help="shortest evaluation text (default: the training range)")
+@click.option("--max-len", type=int, default=None, help="longest evaluation text (default: the encoder's max_len)")
+@click.option("--recipe", default=DEFAULT_RECIPE, show_default=True, type=click.Choice(sorted(RECIPES)))
+@click.option("--lr", type=float, default=None, help="override the recipe's learning rate (warm and cold alike)")
+@click.option("--steps", type=int, default=300, show_default=True, help="fit budget per text, warm and cold alike")
+@click.option("--no-fits", is_flag=True, help="amortised accuracy only: skip the warm and cold fits")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--model", default=None, help="default: the model the encoder was trained for")
+@click.option("--device", default=None)
+@click.option("--json", "as_json", is_flag=True, help="the whole result as JSON on stdout")
+def eval_(
+    ckpt,
+    data,
+    split,
+    samples,
+    n_texts,
+    min_len,
+    max_len,
+    recipe,
+    lr,
+    steps,
+    no_fits,
+    seed,
+    batch_size,
+    model,
+    device,
+    as_json,
+):
+    """Measure encoder CKPT on held-out texts: amortised accuracy by length, warm vs cold steps to solve."""
+    from .encoder import config_from_meta, evaluate_encoder, read_meta
+    from .encoder_train import is_heldout, read_texts, snippets
+    from .models import load_model
+    from .recipes import get_recipe
+
+    meta = read_meta(ckpt)
+    cfg = config_from_meta(meta, str(ckpt))
+    trained = meta.get("train", {})
+    lm = load_model(model or trained.get("model") or cfg.lm_name, device)
+    texts = read_texts(data, samples, seed)
+    if split == "heldout":
+        texts = [t for t in dict.fromkeys(texts) if is_heldout(t, trained.get("holdout", 0.05))]
+    lo, hi = min_len or trained.get("min_len", 1), max_len or cfg.max_len
+    chosen = snippets(lm, texts, lo, hi, n_texts, seed)
+    if not chosen:
+        raise PrototokError(f"no {split} text has {lo} to {hi} tokens ({len(texts)} texts)")
+    rec = get_recipe(recipe, lr=lr)
+    bar = _fit_bar(no_fits)
+    try:
+        res = evaluate_encoder(
+            lm,
+            ckpt,
+            chosen,
+            recipe=rec,
+            max_steps=steps,
+            fits=not no_fits,
+            seed=seed,
+            batch_size=batch_size,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    a = res["amortised"]
+    click.echo(f"{res['texts']} {split} texts, encoder step {res['encoder_step']}")
+    click.echo(f"amortised: token accuracy {a['accuracy']:.4f}, loss {a['loss']:.3f}, exact {a['exact']}")
+    for n, row in a["by_length"].items():
+        click.echo(f"  N={n:>3}: {row['texts']} texts, accuracy {row['accuracy']:.4f}, exact {row['exact']}")
+    if f := res.get("fits"):
+        click.echo(f"fits ({f['recipe']}, lr {f['lr']}, budget {f['max_steps']} steps):")
+        for phase in ("warm", "cold"):
+            p = f[phase]
+            click.echo(
+                f"  {phase}: solved {p['solved']}/{res['texts']}, mean steps {p['mean_steps']:.1f} "
+                f"(unsolved = budget), median {p['median_steps']}"
+            )
+        click.echo(f"  warm/cold mean steps: {f['warm_over_cold_steps']}")
+        d = res["distance"]
+        for k in ("amortised_to_cold", "amortised_to_warm"):
+            v = d[k]
+            click.echo(
+                f"  {k}: cos e {v['cos_e']:.3f}, cos m {v['cos_m']:.3f}, L2 e {v['l2_e']:.2f}, L2 m {v['l2_m']:.2f}"
+            )
+
+
+class _fit_bar:
+    """tqdm over fitter steps, one bar per phase (warm, cold)."""
+
+    def __init__(self, off: bool):
+        self.off, self.bar, self.phase = off, None, None
+
+    def __call__(self, phase, p) -> None:
+        from tqdm.auto import tqdm
+
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.bar = tqdm(total=p.total, desc=f"fit {phase}", unit="text", file=sys.stderr, disable=None)
+        self.bar.n = p.done
+        self.bar.set_postfix(step=p.step, acc=f"{p.active_accuracy:.3f}", solved=p.solved, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()

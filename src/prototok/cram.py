@@ -1,0 +1,307 @@
+"""The autoregressive baseline: "cramming" a text into K [mem] vectors (Kuratov et al., arXiv 2502.13063).
+
+The frozen model reads [mem_1 .. mem_K, t_0 .. t_{N-2}] and is trained teacher-forced: the output at the last
+mem position predicts t_0, the output at t_{i-1} predicts t_i. Decoding is greedy generation from [mem] alone,
+one token per forward with a KV cache, so a text costs N forwards where proto-tokens cost one.
+
+Kept from the paper's code (yurakuratov/hidden_capacity, train.py): AdamW lr 1e-2, betas (0.9, 0.9), weight
+decay 0.01, init randn * std(input embedding table), 5000 steps, stop at accuracy 1.0 or after 2000 steps
+without a better accuracy. Changed: no BOS (mem takes its place and predicts t_0, as proto-tokens do); the kept
+vectors are the ones that scored best, not the ones after the following optimiser step; texts are batched
+(right padding, padded targets ignored) with a step count per text, so a text's trajectory does not depend on
+its batch; and greedy accuracy is reported beside teacher-forced accuracy, which can hide a greedy collapse.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .errors import PrototokError
+from .fit import Progress, RowAdamW
+from .layouts import IGNORE
+from .models import LoadedModel
+from .onepass import embed_scale, hidden_states, token_scores
+from .protofile import ProtoTokens
+from .recipes import Recipe
+from .tokens import text_sha256
+
+MEM_LAYOUT = "mem"  # the proto-token file layout of cramming results: e holds (T, K, d), m is empty (1, 0)
+
+
+@dataclass(frozen=True)
+class CramConfig:
+    """The cramming recipe; one help line per field (defaults: the paper's)."""
+
+    num_mem: int = 1  # K, the number of [mem] vectors per text
+    lr: float = 1e-2  # AdamW learning rate
+    betas: tuple[float, float] = (0.9, 0.9)  # AdamW betas
+    weight_decay: float = 0.01  # decoupled, as torch.optim.AdamW
+    eps: float = 1e-8
+    init_scale: float = 1.0  # init N(0, (init_scale * std of the input embedding table)^2)
+    max_steps: int = 5000  # per text; a text stops early at teacher-forced accuracy 1.0
+    patience: int = 2000  # stop a text after this many steps without a better accuracy; 0 = never
+
+    def __post_init__(self) -> None:
+        if self.num_mem < 1:
+            raise ValueError(f"CramConfig.num_mem must be >= 1, got {self.num_mem}")
+        if self.lr <= 0:
+            raise ValueError(f"CramConfig.lr must be > 0, got {self.lr}")
+        if self.max_steps < 0 or self.patience < 0:
+            raise ValueError(f"CramConfig.max_steps and patience must be >= 0, got {self.max_steps}, {self.patience}")
+        if self.init_scale <= 0:
+            raise ValueError(f"CramConfig.init_scale must be > 0, got {self.init_scale}")
+
+    def recipe(self) -> Recipe:
+        """The same update as prototok's fitter (RowAdamW), so both methods differ only in what they train."""
+        return Recipe(
+            name="cram",
+            lr=self.lr,
+            betas=self.betas,
+            weight_decay=self.weight_decay,
+            eps=self.eps,
+            init="embedding",
+            init_scale=self.init_scale,
+            max_steps=self.max_steps,
+        )
+
+
+@dataclass
+class CramResult:
+    index: int  # position in the input list
+    tokens: list[int]
+    mem: torch.Tensor  # (K, d) on CPU, in the embedding table's space (scaled like proto-tokens)
+    accuracy: float  # teacher-forced token accuracy of the kept solution
+    gen_accuracy: float  # greedy generation: fraction of positions where the generated token is the text's
+    gen_prefix: int  # greedy generation: tokens right before the first error
+    generated: list[int]  # greedy generation, N tokens
+    steps: int  # optimiser steps taken before the kept solution
+    loss: float  # teacher-forced cross-entropy (nats/token) of the kept solution
+    seconds: float  # wall time the text spent in the fitter
+    solved: bool  # teacher-forced accuracy 1.0
+
+
+def teacher_forced_inputs(
+    lm: LoadedModel, mem: torch.Tensor, token_lists: list[list[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """mem (B, K, d) -> inputs (B, K + N_max - 1, d) and targets (B, K + N_max - 1), right-padded.
+
+    The last token is never an input (nothing after it is supervised). Padded inputs are token 0 and never
+    read by a real position under the causal mask; their targets are IGNORE.
+    """
+    b, k, _ = mem.shape
+    n_max = max(len(t) for t in token_lists)
+    ids = torch.zeros(b, n_max - 1, dtype=torch.long)
+    targets = torch.full((b, k + n_max - 1), IGNORE, dtype=torch.long)
+    for i, toks in enumerate(token_lists):
+        ids[i, : len(toks) - 1] = torch.tensor(toks[:-1], dtype=torch.long)
+        targets[i, k - 1 : k - 1 + len(toks)] = torch.tensor(toks, dtype=torch.long)
+    text = lm.model.get_input_embeddings()(ids.to(lm.device))  # (B, N_max - 1, d), already scaled (Gemma)
+    x = torch.cat([mem * embed_scale(lm), text.to(mem.dtype)], dim=1)  # (B, K + N_max - 1, d)
+    return x, targets.to(lm.device)
+
+
+def teacher_forced_scores(
+    lm: LoadedModel, mem: torch.Tensor, token_lists: list[list[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-text mean cross-entropy (B,) with grad and correct-token counts (B,), teacher-forced."""
+    x, targets = teacher_forced_inputs(lm, mem, token_lists)
+    return token_scores(lm, hidden_states(lm, x), targets)
+
+
+@torch.no_grad()
+def greedy_generate(lm: LoadedModel, mem: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+    """Greedy decoding from [mem] (B, K, d) with a KV cache: (B, max_new_tokens) token ids.
+
+    Every row's prompt is exactly K vectors, so a batch needs no padding or attention mask. Our own loop rather
+    than model.generate: no generation_config (sampling flags, EOS stop, repetition penalty) can change it.
+    """
+    dtype = lm.autocast_dtype or torch.float32
+    with torch.autocast(lm.device.type, dtype=dtype, enabled=lm.autocast_dtype is not None):
+        out = lm.model(inputs_embeds=mem.to(lm.device) * embed_scale(lm), use_cache=True, logits_to_keep=1)
+        tok = out.logits[:, -1].argmax(-1)  # (B,)
+        toks = [tok]
+        for _ in range(max_new_tokens - 1):
+            cache = {_cache_keyword(lm.model): _cache_of(out)}  # the model built the right cache type (sliding...)
+            out = lm.model(input_ids=tok[:, None], use_cache=True, **cache)
+            tok = out.logits[:, -1].argmax(-1)  # (B,)
+            toks.append(tok)
+    return torch.stack(toks, dim=1).cpu()  # (B, max_new_tokens)
+
+
+def _cache_keyword(model: torch.nn.Module) -> str:
+    """transformers 5.x renamed `past_key_values` to `cache`; accept either."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(out) -> object:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def generation_scores(generated: list[int], tokens: list[int]) -> tuple[float, int]:
+    """(fraction of positions right, tokens right before the first error)."""
+    right = [a == b for a, b in zip(generated, tokens)]
+    prefix = right.index(False) if False in right else len(right)
+    return sum(right) / len(tokens), prefix
+
+
+def cram(
+    lm: LoadedModel,
+    token_lists: list[list[int]],
+    config: CramConfig | None = None,
+    *,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: Callable[[Progress], None] | None = None,
+) -> list[CramResult]:
+    """Train K [mem] vectors per text; results in input order, each with teacher-forced and greedy accuracy.
+
+    Continuous batching as in prototok.fit: a text leaves its slot when solved, out of steps or out of
+    patience, and the next takes it. Each text draws its init from its own stream (seed, index).
+    """
+    cfg = config or CramConfig()
+    if not token_lists or any(len(t) == 0 for t in token_lists):
+        raise PrototokError("nothing to cram: every text needs at least one token")
+    longest = cfg.num_mem + max(len(t) for t in token_lists) - 1
+    if longest > lm.max_positions:
+        raise PrototokError(f"mem + text need {longest} positions, more than the model's context ({lm.max_positions})")
+    d, k, dev, n = lm.hidden_size, cfg.num_mem, lm.device, len(token_lists)
+    scale = cfg.init_scale * lm.model.get_input_embeddings().weight.float().std().item()
+    size = max(1, min(batch_size, n))
+    # (slots, K*d): RowAdamW updates rows of a 2-D tensor; viewed as (slots, K, d) for the forward
+    mem = torch.zeros(size, k * d, device=dev, requires_grad=True)
+    opt = RowAdamW([mem], cfg.recipe())
+    queue = deque(range(n))
+    text: list[int | None] = [None] * size
+    steps, since_better, started = [0] * size, [0] * size, [0.0] * size
+    best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, mem)
+    kept: list[tuple | None] = [None] * n  # (accuracy, steps, loss, mem, seconds)
+    step = 0
+
+    def fill(s: int) -> None:
+        i = queue.popleft()
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
+        with torch.no_grad():
+            mem[s] = (torch.randn(k * d, generator=gen) * scale).to(dev)  # CPU stream: same on any device
+        opt.reset(s)
+        text[s], steps[s], since_better[s], best[s], started[s] = i, 0, 0, None, time.perf_counter()
+
+    while queue or any(t is not None for t in text):
+        for s in range(size):
+            if text[s] is None and queue:
+                fill(s)
+        active = [s for s in range(size) if text[s] is not None]
+        rows = torch.tensor(active, device=dev)
+        toks = [token_lists[text[s]] for s in active]
+        loss, correct = teacher_forced_scores(lm, mem[rows].view(len(active), k, d), toks)
+        total = loss.sum()
+        if not torch.isfinite(total):
+            raise PrototokError("loss became NaN/inf: lower the learning rate or init scale")
+        total.backward()
+        loss, correct = loss.detach().cpu(), correct.cpu()  # the one sync per step
+        updating = []
+        for j, s in enumerate(active):
+            acc = correct[j].item() / len(toks[j])
+            if best[s] is None or acc > best[s][0]:
+                since_better[s] = 0  # patience counts steps without a better accuracy, as the paper's code
+            else:
+                since_better[s] += 1
+            if best[s] is None or (acc, -loss[j].item()) > best[s][:2]:
+                best[s] = (acc, -loss[j].item(), steps[s], mem[s].detach().cpu().view(k, d).clone())
+            out_of_patience = cfg.patience and since_better[s] >= cfg.patience
+            if acc >= 1.0 or steps[s] >= cfg.max_steps or out_of_patience:
+                b_acc, neg_loss, b_steps, b_mem = best[s]
+                kept[text[s]] = (b_acc, b_steps, -neg_loss, b_mem, time.perf_counter() - started[s])
+                text[s] = None
+                continue
+            updating.append(s)
+            steps[s] += 1
+        if updating:
+            opt.step(torch.tensor(updating, device=dev))
+        mem.grad = None
+        step += 1
+        if progress:
+            done = sum(r is not None for r in kept)
+            solved = sum(r is not None and r[0] >= 1.0 for r in kept)
+            lengths = torch.tensor([len(t) for t in toks])
+            progress(Progress(step, done, n, (correct.float() / lengths).mean().item(), solved))
+
+    mems = torch.stack([r[3] for r in kept])  # (T, K, d)
+    generated = generate_tokens(lm, mems, [len(t) for t in token_lists], batch_size)
+    results = []
+    for i, (acc, st, loss_i, m, secs) in enumerate(kept):
+        gen_acc, prefix = generation_scores(generated[i], token_lists[i])
+        results.append(CramResult(i, token_lists[i], m, acc, gen_acc, prefix, generated[i], st, loss_i, secs, acc >= 1))
+    return results
+
+
+def generate_tokens(lm: LoadedModel, mems: torch.Tensor, lengths: list[int], batch_size: int = 8) -> list[list[int]]:
+    """Greedy generation for every text: mems (T, K, d) -> T token lists of the given lengths."""
+    out: list[list[int]] = []
+    for i in range(0, mems.shape[0], batch_size):
+        chunk = lengths[i : i + batch_size]
+        gen = greedy_generate(lm, mems[i : i + batch_size], max(chunk))
+        out += [row[:n] for row, n in zip(gen.tolist(), chunk)]
+    return out
+
+
+def to_proto(
+    lm: LoadedModel,
+    results: list[CramResult],
+    texts: list[str],
+    config: CramConfig | None = None,
+    *,
+    seed: int = 0,
+    store_text: bool = False,
+) -> ProtoTokens:
+    """A proto-token file for cramming results: layout "mem", e (T, K, d), m empty (1, 0)."""
+    cfg = config or CramConfig()
+    if len(texts) != len(results):
+        raise ValueError(f"{len(results)} results but {len(texts)} texts")
+    return ProtoTokens(
+        e=torch.stack([r.mem for r in results]),
+        m=torch.zeros(1, 0),
+        layout=MEM_LAYOUT,
+        lengths=[len(r.tokens) for r in results],
+        model=lm.name,
+        model_fingerprint=lm.fingerprint,
+        tokenizer_fingerprint=lm.tokenizer_fingerprint,
+        accuracy=[r.accuracy for r in results],
+        steps=[r.steps for r in results],
+        text_sha256=[text_sha256(t) for t in texts],
+        texts=texts if store_text else None,
+        recipe="cram",
+        seed=seed,
+        extra={
+            "num_mem": cfg.num_mem,
+            "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+            "gen_accuracy": [r.gen_accuracy for r in results],
+            "loss": [r.loss for r in results],
+            "seconds": [r.seconds for r in results],
+        },
+    )
+
+
+def mem_of(proto: ProtoTokens) -> torch.Tensor:
+    """The (T, K, d) mem vectors of a cramming file, after checking it is one."""
+    if proto.layout != MEM_LAYOUT:
+        raise PrototokError(f"layout '{proto.layout}' is one-pass proto-tokens, not cramming [mem] vectors")
+    e, k = proto.e, proto.extra.get("num_mem")
+    if e.ndim != 3 or e.shape[0] != len(proto) or e.shape[1] != k or proto.m.numel() != 0:
+        raise PrototokError(
+            f"a '{MEM_LAYOUT}' file needs e of shape (T, K, d) with K = num_mem = {k} and an empty m; "
+            f"got e {tuple(e.shape)}, m {tuple(proto.m.shape)}"
+        )
+    return e
+
+
+def decode_mem(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
+    """Greedy generation of every text in a cramming file (what decode.decode_tokens would call for 'mem')."""
+    proto.check_model(lm)
+    return generate_tokens(lm, mem_of(proto).to(lm.device), proto.lengths, batch_size)

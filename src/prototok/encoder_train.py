@@ -1,0 +1,408 @@
+"""Train the proto-token encoder end to end through the frozen LM, with the fitter's one-pass loss.
+
+Data: every sample is a token window of a corpus text, drawn from its own generator seeded by (seed, sample
+index). So the stream is a pure function of the step: resuming needs only the step, and under torchrun rank r
+of W simply takes its slice of each global batch. --batch-size is the global batch; the gradient that DDP
+averages over ranks is the single-process gradient of that batch, whatever W is.
+
+Checkpoints (rank 0, every K steps and at the end), each file written to a temp name then renamed:
+encoder.safetensors + encoder.json (what amortised_encode reads) and train_state.pt (what --resume reads:
+weights, AdamW state, every rank's RNG state, step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .encoder import EncoderConfig, ProtoEncoder, _atomic, one_pass_loss, save_encoder, token_batch
+from .errors import PrototokError
+from .layouts import DEFAULT_LAYOUT, get_layout
+from .models import DEFAULT_MODEL, LoadedModel, load_model
+
+STATE = "train_state.pt"
+LOG = "train_log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run; one help line per field. Stored in every checkpoint and checked on resume."""
+
+    model: str = DEFAULT_MODEL
+    min_len: int = 8  # shortest training window, tokens
+    max_len: int = 16  # longest training window, tokens (also the encoder's max_len)
+    steps: int = 1000  # total optimiser steps (the cosine schedule spans them)
+    batch_size: int = 16  # global: split evenly over torchrun ranks
+    lr: float = 1e-3  # AdamW peak learning rate
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.01  # on weight matrices only
+    warmup: int = 20  # linear warm-up steps, then cosine down to min_lr_ratio * lr
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0  # max global grad norm; 0 = off
+    ckpt_every: int = 100
+    log_every: int = 10  # loss is read back (a device sync) only this often
+    seed: int = 0
+    layout: str = DEFAULT_LAYOUT
+    holdout: float = 0.05  # fraction of corpus texts (by text hash) kept out of training for `encoder eval`
+    width: int = 256
+    layers: int = 2
+    heads: int = 4
+    dropout: float = 0.0
+    predict_m: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_len <= self.max_len:
+            raise ValueError(f"TrainConfig needs 1 <= min_len <= max_len, got {self.min_len}, {self.max_len}")
+        for name in ("steps", "batch_size", "ckpt_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not 0 <= self.holdout < 1:
+            raise ValueError(f"TrainConfig.holdout must lie in [0, 1), got {self.holdout}")
+        get_layout(self.layout)
+
+    def encoder_config(self, lm: LoadedModel) -> EncoderConfig:
+        return EncoderConfig.for_model(
+            lm,
+            max_len=self.max_len,
+            width=self.width,
+            layers=self.layers,
+            heads=self.heads,
+            dropout=self.dropout,
+            predict_m=self.predict_m,
+            layout=get_layout(self.layout).name,
+        )
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimiser step `step` (0-based): a function of the step alone, so resume is exact."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        frac = min(1.0, (step - self.warmup) / max(1, self.steps - self.warmup))
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+# Fields that may change on --resume without changing what the run computes up to the resumed step.
+RESUMABLE = {"steps", "ckpt_every", "log_every"}
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def is_heldout(text: str, fraction: float) -> bool:
+    """A fixed split by text hash: the same texts are held out in every run and by `encoder eval`."""
+    h = int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16)
+    return h < fraction * 16**8
+
+
+# Samples from a data source are cut this long (one or two sentences); train and eval must use the same value,
+# since it fixes where the source's windows fall and so which texts the hash split holds out.
+MIN_CHARS = 200
+
+
+def read_texts(specs: list[str] | tuple[str, ...], samples: int = 5000, seed: int = 0) -> list[str]:
+    """--data values: a .txt file (one text per non-empty line), a folder of them, a source name of
+    prototok.data (wiki, austen, hf:..., when that module is present: `samples` windows from it), or a text."""
+    texts: list[str] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            files = sorted(path.rglob("*.txt"))
+            if not files:
+                raise PrototokError(f"--data {spec}: a folder without .txt files")
+        elif path.is_file():
+            files = [path]
+        elif spec.endswith(".txt") or os.sep in spec:
+            raise PrototokError(f"--data {spec}: no such file or folder")
+        else:
+            texts += _named_source(spec, samples, seed)
+            continue
+        for f in files:
+            try:
+                texts += [line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+            except (OSError, UnicodeDecodeError) as err:
+                raise PrototokError(f"cannot read {f}: {err}") from None
+    return texts
+
+
+def _named_source(spec: str, samples: int, seed: int) -> list[str]:
+    try:
+        from . import data
+    except ImportError:
+        return [spec]
+    if spec.partition(":")[0] not in getattr(data, "SOURCES", {}):
+        return [spec]  # not a source name: the text itself
+    return [s.text for s in data.load_samples(spec, samples, seed=seed, min_chars=MIN_CHARS)]
+
+
+class Corpus:
+    """Tokenised training texts and the sample stream over them."""
+
+    def __init__(self, lm: LoadedModel, texts: list[str], cfg: TrainConfig):
+        keep = [t for t in dict.fromkeys(texts) if t.strip() and not is_heldout(t, cfg.holdout)]
+        ids = lm.tokenizer(keep, add_special_tokens=False)["input_ids"] if keep else []
+        self.ids = [list(x) for x in ids if len(x) >= cfg.min_len]
+        if not self.ids:
+            raise PrototokError(
+                f"no training text has >= {cfg.min_len} tokens ({len(texts)} given, {len(keep)} after the holdout)"
+            )
+        self.cfg = cfg
+
+    def sample(self, index: int) -> list[int]:
+        """Sample `index` of the stream: half start at a text's beginning (as held-out texts do), half anywhere."""
+        c = self.cfg
+        g = torch.Generator().manual_seed(c.seed * 1_000_003 + index)
+        toks = self.ids[int(torch.randint(len(self.ids), (1,), generator=g))]
+        n = int(torch.randint(c.min_len, min(c.max_len, len(toks)) + 1, (1,), generator=g))
+        start = 0
+        if torch.rand(1, generator=g).item() < 0.5:
+            start = int(torch.randint(len(toks) - n + 1, (1,), generator=g))
+        return toks[start : start + n]
+
+    def batch(self, step: int, rank: int = 0, world: int = 1) -> list[list[int]]:
+        b = self.cfg.batch_size // world
+        first = step * self.cfg.batch_size + rank * b
+        return [self.sample(first + j) for j in range(b)]
+
+
+# ---------------------------------------------------------------------------------------------- distributed
+
+
+def _dist_setup(device: str | None) -> tuple[int, int, str | None, bool]:
+    """(rank, world, device, whether we started the process group). Under torchrun: gloo on CPU, nccl on
+    CUDA, one GPU per local rank."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device, False
+    cuda = torch.cuda.is_available() and device not in ("cpu",)
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device, started
+
+
+def _rng_state() -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainResult:
+    encoder: ProtoEncoder  # this rank's copy (all ranks hold the same weights)
+    metrics: dict  # the last logged step: loss, token accuracy, lr, seconds
+
+
+def _optimizer(enc: ProtoEncoder, cfg: TrainConfig) -> torch.optim.AdamW:
+    """Weight decay on weight matrices only: not on biases, norms, positions, queries or the shared m."""
+    decay, rest = [], []
+    for name, p in enc.named_parameters():
+        (decay if p.ndim == 2 and name not in ("pos", "query", "m") else rest).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def _check_resume(saved: dict, cfg: TrainConfig, out: Path) -> None:
+    old = saved["train_config"]
+    for f in fields(TrainConfig):
+        if f.name in RESUMABLE or f.name not in old:
+            continue
+        was, now = old[f.name], getattr(cfg, f.name)
+        if (list(was) if isinstance(was, tuple | list) else was) != (list(now) if isinstance(now, tuple) else now):
+            raise PrototokError(f"--resume: {out} was trained with {f.name}={was!r}, not {now!r}")
+    if old.get("steps") != cfg.steps:
+        warnings.warn(
+            f"--resume: steps changed {old.get('steps')} -> {cfg.steps}; the schedule changes too", stacklevel=3
+        )
+
+
+def _save(out: Path, enc, opt, step: int, cfg: TrainConfig, rngs: list[dict], world: int) -> None:
+    meta = {"step": step, "train": asdict(cfg)}
+    save_encoder(enc, out, meta)
+    state = {
+        "step": step,
+        "samples_seen": step * cfg.batch_size,  # the data position: the stream is a function of it
+        "encoder": enc.state_dict(),
+        "optimizer": opt.state_dict(),
+        "rng": rngs,  # one per rank
+        "world_size": world,
+        "train_config": asdict(cfg),
+        "encoder_config": asdict(enc.cfg),
+    }
+    _atomic(out / STATE, lambda tmp: torch.save(state, tmp))
+
+
+def train(
+    cfg: TrainConfig,
+    texts: list[str],
+    out: str | Path,
+    *,
+    lm: LoadedModel | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    stop_at: int | None = None,
+    max_minutes: float | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) an encoder into folder `out`.
+
+    stop_at: stop after this many steps (with a checkpoint) although the schedule spans cfg.steps; resume
+    later with resume=True. max_minutes: the same, once this much wall time has passed (a CPU budget).
+    Under torchrun every rank calls this; rank 0 alone writes.
+    """
+    rank, world, device, started = _dist_setup(device)
+    if cfg.batch_size % world:
+        raise PrototokError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} torchrun ranks")
+    out = Path(out)
+    lm = lm or load_model(cfg.model, device)
+    corpus = Corpus(lm, texts, cfg)
+    torch.manual_seed(cfg.seed)  # the same init on every rank (DDP broadcasts rank 0's anyway)
+    enc = ProtoEncoder(cfg.encoder_config(lm)).to(lm.device)
+    opt = _optimizer(enc, cfg)
+    step = 0
+    if (out / STATE).exists() and not resume:
+        raise PrototokError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
+    if resume:
+        if not (out / STATE).exists():
+            raise PrototokError(f"--resume: no {STATE} in {out}")
+        saved = torch.load(out / STATE, map_location="cpu", weights_only=True)
+        _check_resume(saved, cfg, out)
+        if saved["encoder_config"]["lm_fingerprint"] != lm.fingerprint:
+            raise PrototokError(f"--resume: {out} was trained for model '{saved['encoder_config']['lm_name']}'")
+        enc.load_state_dict(saved["encoder"])
+        opt.load_state_dict(saved["optimizer"])
+        rngs = saved["rng"]
+        _set_rng_state(rngs[rank] if len(rngs) == world else rngs[0])
+        step = saved["step"]
+    model = enc
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(enc, device_ids=[lm.device.index] if lm.device.type == "cuda" else None)
+    end = min(cfg.steps, stop_at if stop_at is not None else cfg.steps)
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc="encoder", unit="step", file=sys.stderr, dynamic_ncols=True)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _trim_log(out / LOG, step)
+    last: dict = {"step": step}
+    run_loss = torch.zeros((), device=lm.device)
+    run_acc = torch.zeros((), device=lm.device)
+    since, t0 = 0, time.perf_counter()
+    model.train()
+    while step < end:
+        toks = corpus.batch(step, rank, world)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr_at(step)
+        e, m = model(*token_batch(lm, toks))  # (b, D), (b or 1, D)
+        loss, correct = one_pass_loss(lm, e, m, toks, cfg.layout)  # (b,), (b,)
+        loss.mean().backward()  # DDP averages over ranks: the global batch's mean per-text loss
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(enc.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if max_minutes is not None and _out_of_time(t0, max_minutes, world, lm.device):
+            end = step  # checkpoint below, then stop; --resume continues on the same schedule
+        run_loss += loss.detach().mean()
+        run_acc += (correct.float() / torch.tensor([len(t) for t in toks], device=correct.device)).mean()
+        since += 1
+        if bar:
+            bar.update(1)
+        if step % cfg.log_every == 0 or step == end:
+            stats = torch.stack([run_loss, run_acc]) / since
+            if world > 1:
+                dist.all_reduce(stats)
+                stats /= world
+            lo, acc = stats.tolist()  # the one sync per log interval
+            last = {
+                "step": step,
+                "loss": round(lo, 5),
+                "accuracy": round(acc, 5),
+                "lr": cfg.lr_at(step - 1),
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+            run_loss.zero_()
+            run_acc.zero_()
+            since = 0
+            if rank == 0:
+                with open(out / LOG, "a") as f:
+                    f.write(json.dumps(last) + "\n")
+                if bar:
+                    bar.set_postfix(loss=f"{lo:.3f}", acc=f"{acc:.3f}")
+        if step % cfg.ckpt_every == 0 or step == end:
+            rngs = [_rng_state()]
+            if world > 1:
+                rngs = [None] * world
+                dist.all_gather_object(rngs, _rng_state())
+            if rank == 0:
+                _save(out, enc, opt, step, cfg, rngs, world)
+    if bar:
+        bar.close()
+    if world > 1:
+        dist.barrier()
+        if started:
+            dist.destroy_process_group()
+    return TrainResult(enc.eval(), last)
+
+
+def _out_of_time(t0: float, minutes: float, world: int, device: torch.device) -> bool:
+    """Rank 0's clock decides for all ranks, so that they stop at the same step."""
+    late = torch.tensor(float(time.perf_counter() - t0 > minutes * 60), device=device)
+    if world > 1:
+        dist.broadcast(late, 0)
+    return bool(late.item())
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """After a resume, drop log lines past the checkpoint so that no step is logged twice."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    _atomic(path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in keep)))
+
+
+def snippets(lm: LoadedModel, texts: list[str], min_len: int, max_len: int, n: int, seed: int = 0) -> list[str]:
+    """Up to n evaluation texts: prefixes of the given texts cut at a token boundary, their lengths cycling
+    through min_len..max_len so every length is measured; a prefix is kept only if it re-tokenises the same."""
+    order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed)).tolist()
+    lengths = list(range(min_len, max_len + 1))
+    out: list[str] = []
+    for i in order:
+        if len(out) == n:
+            break
+        want = lengths[len(out) % len(lengths)]
+        enc = lm.tokenizer(texts[i], add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) < want:
+            continue
+        cut = texts[i][: enc["offset_mapping"][want - 1][1]]
+        if lm.tokenizer(cut, add_special_tokens=False)["input_ids"] == enc["input_ids"][:want]:
+            out.append(cut)
+    return out

@@ -1,0 +1,165 @@
+"""The results store: one SQLite file, one row per fitted text, keyed by everything that produced it.
+
+Each finished text (or shared-vector group) is committed in its own transaction, ignoring a row whose
+UNIQUE key exists, so a run killed at any moment (Ctrl-C, `kill -9`) keeps every committed row, and a rerun
+skips them instead of refitting or appending duplicates. WAL mode lets `prototok report` read while a run
+writes. Proto-token files go in a folder beside the database (`<db stem>.protos/`), one file per commit,
+and rows point into them by a path relative to the database's folder, so a results folder can be moved.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .errors import PrototokError
+
+SCHEMA_VERSION = 1
+
+# What produced a row; a rerun with the same key skips it. The recipe is part of the key: a run with another
+# learning rate or step cap is a different measurement, not a duplicate.
+KEY = ("experiment", "model", "source", "sample", "length", "seed", "layout", "sharing", "recipe")
+
+
+@dataclass
+class Row:
+    """One fitted text. Units: loss in nats/token (the fitter's), h_lm_bits in bits summed over the text."""
+
+    experiment: str  # "capacity", "layouts", "sharing"
+    model: str  # the name given to --model
+    source: str  # data spec (with "@seed" when the data seed is not 0)
+    sample: int  # index of the sample in load_samples(source, ...)
+    length: int  # tokens in the text (a prefix of the sample)
+    seed: int
+    layout: str
+    sharing: str  # "none", or "m/G" / "e/G": the vector shared by a group of G texts
+    recipe: str  # recipe name plus overrides, e.g. "paper(lr=0.05,max_steps=300)"
+    model_fingerprint: str = ""
+    tokenizer_fingerprint: str = ""
+    doc: str = ""  # provenance of the sample: which document, at which character offset
+    offset: int = 0
+    tokens_sha256: str = ""
+    accuracy: float = 0.0  # the fitter's token accuracy of the kept solution
+    solved: int = 0
+    steps: int = 0
+    loss: float = 0.0
+    h_lm_bits: float | None = None  # the frozen model's own autoregressive cross-entropy of the text
+    h_lm_context: str = ""  # what token 0 is predicted from: "bos" or "none" (then token 0 is not counted)
+    fit_seconds: float = 0.0  # wall time the text spent in the fitter, with batch_size texts in flight
+    batch_size: int = 0
+    device: str = ""
+    decode_seconds: float = 0.0  # one batched one-pass decode of the whole proto-token file
+    decode_tokens: int = 0  # tokens that decode produced (all texts of the file)
+    decode_accuracy: float = 0.0  # token accuracy of this text decoded back from its file
+    proto_path: str = ""  # relative to the database's folder
+    proto_index: int = 0  # the text's index inside that file
+    version: str = ""
+    created: float = 0.0  # unix time
+
+
+_SQL_TYPES = {int: "INTEGER", float: "REAL", str: "TEXT", "int": "INTEGER", "float": "REAL", "str": "TEXT"}
+
+
+def _column(f) -> str:
+    base = str(f.type).split("|")[0].strip()
+    sql = _SQL_TYPES.get(base, "TEXT")
+    return f"{f.name} {sql}" + (" NOT NULL" if f.name in KEY else "")
+
+
+_COLUMNS = [f.name for f in fields(Row)]
+_CREATE = (
+    "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, "
+    + ", ".join(_column(f) for f in fields(Row))
+    + f", UNIQUE ({', '.join(KEY)}))"
+)
+# ON CONFLICT (key) DO NOTHING, not INSERT OR IGNORE: the latter would also silently drop a row breaking NOT NULL
+_INSERT = (
+    f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    f"ON CONFLICT ({', '.join(KEY)}) DO NOTHING"
+)
+
+
+class Store:
+    """Open (creating if needed) a results database. Use as a context manager or call close()."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: no implicit transactions; each add() is one explicit BEGIN ... COMMIT
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise PrototokError(f"{self.path} has schema version {version}; this prototok reads {SCHEMA_VERSION}")
+            self.db.execute(_CREATE)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as err:
+            raise PrototokError(f"{self.path} is not a usable results database ({err})") from None
+
+    @property
+    def proto_dir(self) -> Path:
+        return self.path.parent / f"{self.path.stem}.protos"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add(self, rows: list[Row]) -> int:
+        """Commit rows in one transaction; rows whose key exists are ignored. Returns how many were new."""
+        now = time.time()
+        values = [tuple((now if c == "created" and not v else v) for c, v in asdict(r).items()) for r in rows]
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            before = self.db.total_changes
+            self.db.executemany(_INSERT, values)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return self.db.total_changes - before
+
+    def rows(self, **where) -> list[dict]:
+        """All rows matching column=value filters, in insertion order."""
+        bad = set(where) - set(_COLUMNS)
+        if bad:
+            raise ValueError(f"unknown column(s) {sorted(bad)}; columns: {', '.join(_COLUMNS)}")
+        clause = " AND ".join(f"{k} = ?" for k in where)
+        sql = "SELECT * FROM runs" + (f" WHERE {clause}" if clause else "") + " ORDER BY id"
+        return [dict(r) for r in self.db.execute(sql, tuple(where.values()))]
+
+    def done(self, **where) -> set[tuple]:
+        """Keys (as tuples in KEY order) of the rows matching the filters."""
+        return {tuple(r[k] for k in KEY) for r in self.rows(**where)}
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def check_model(self, model: str, fingerprint: str) -> None:
+        """A model name must keep meaning the same weights, else old rows would mix with new ones."""
+        found = {r[0] for r in self.db.execute("SELECT DISTINCT model_fingerprint FROM runs WHERE model = ?", (model,))}
+        if found and fingerprint not in found:
+            raise PrototokError(
+                f"{self.path} holds results for model '{model}' with fingerprint {sorted(found)[0][:12]}, "
+                f"but '{model}' now loads as {fingerprint[:12]}; use another --db"
+            )
+
+    def check_samples(self, source: str, provenance: dict[int, tuple[str, int]]) -> None:
+        """Sample i of a source must still be the same document and offset, else keys would lie."""
+        sql = "SELECT DISTINCT sample, doc, offset FROM runs WHERE source = ?"
+        for sample, doc, offset in self.db.execute(sql, (source,)):
+            if sample in provenance and provenance[sample] != (doc, offset):
+                now = provenance[sample]
+                raise PrototokError(
+                    f"{self.path}: sample {sample} of '{source}' was {doc}@{offset} but is now {now[0]}@{now[1]} "
+                    "(another --samples, --min-chars or data version?); use another --db"
+                )

@@ -1,0 +1,211 @@
+"""The learned encoder (issue 6): shapes, a training step, exact resume, 2-rank DDP, checkpoints, encode/decode."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from prototok import decode
+from prototok.cli import main
+from prototok.encoder import (
+    EncoderConfig,
+    ProtoEncoder,
+    amortised_encode,
+    evaluate_encoder,
+    load_encoder,
+    one_pass_loss,
+    save_encoder,
+    token_batch,
+)
+from prototok.encoder_train import TrainConfig, read_texts, snippets, train
+from prototok.errors import PrototokError
+from prototok.protofile import ProtoTokens
+
+from .conftest import WORDS, tiny_model, tiny_tokenizer
+
+# Sentences from the tiny tokenizer's vocabulary; 3-8 tokens per training window.
+TEXTS = [" ".join(WORDS[(7 * i + j) % len(WORDS)] for j in range(6 + i % 5)) for i in range(24)]
+SMALL = dict(min_len=3, max_len=8, batch_size=4, width=32, layers=1, heads=2, holdout=0.0, warmup=1, lr=3e-3)
+
+
+def ids(lm, text):
+    return lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_encoder_shapes_and_padding(tiny):
+    d = tiny.hidden_size
+    for predict_m, m_rows in ((False, 1), (True, 3)):
+        enc = ProtoEncoder(EncoderConfig.for_model(tiny, max_len=8, width=32, layers=1, heads=2, predict_m=predict_m))
+        lists = [ids(tiny, t) for t in ("the cat sat", "a dog ran to the park", "bird")]
+        emb, pad = token_batch(tiny, lists)
+        assert emb.shape == (3, 6, d) and pad.shape == (3, 6) and pad.sum() == 18 - 10
+        e, m = enc.eval()(emb, pad)
+        assert e.shape == (3, d) and m.shape == (m_rows, d)
+        alone, _ = enc(*token_batch(tiny, lists[:1]))  # padding never changes a text's vectors
+        torch.testing.assert_close(alone[0], e[0], atol=1e-5, rtol=1e-5)
+    with pytest.raises(PrototokError, match="max_len"):
+        enc(*token_batch(tiny, [list(range(2, 12))]))
+
+
+def test_one_training_step_lowers_the_loss(tiny):
+    torch.manual_seed(0)
+    enc = ProtoEncoder(EncoderConfig.for_model(tiny, max_len=8, width=32, layers=1, heads=2))
+    opt = torch.optim.AdamW(enc.parameters(), lr=1e-2)
+    lists = [ids(tiny, t)[:8] for t in TEXTS[:4]]
+
+    def loss():
+        return one_pass_loss(tiny, *enc(*token_batch(tiny, lists)), lists, "e m^(N-1)")[0].mean()
+
+    before = loss()
+    before.backward()
+    opt.step()
+    assert loss().item() < before.item()
+
+
+def _weights(folder):
+    return load_file(folder / "encoder.safetensors")
+
+
+def test_resume_continues_exactly(tiny, tmp_path):
+    cfg = TrainConfig(steps=4, ckpt_every=2, log_every=1, dropout=0.1, **SMALL)  # dropout: the RNG must resume too
+    straight = train(cfg, TEXTS, tmp_path / "a", lm=tiny, progress=False)
+    train(cfg, TEXTS, tmp_path / "b", lm=tiny, progress=False, stop_at=2)
+    assert [line.count('"step"') for line in (tmp_path / "b/train_log.jsonl").read_text().splitlines()] == [1, 1]
+    with pytest.raises(PrototokError, match="--resume"):
+        train(cfg, TEXTS, tmp_path / "b", lm=tiny, progress=False)
+    with pytest.raises(PrototokError, match="lr="):
+        train(TrainConfig(steps=4, dropout=0.1, **SMALL | {"lr": 1e-3}), TEXTS, tmp_path / "b", lm=tiny, resume=True)
+    resumed = train(cfg, TEXTS, tmp_path / "b", lm=tiny, progress=False, resume=True)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert straight.metrics == {**resumed.metrics, "seconds": straight.metrics["seconds"]}
+    assert len((tmp_path / "b/train_log.jsonl").read_text().splitlines()) == 4
+    timed = train(cfg, TEXTS, tmp_path / "c", lm=tiny, progress=False, max_minutes=0)  # a wall-time budget
+    assert timed.metrics["step"] == 1 and json.loads((tmp_path / "c/encoder.json").read_text())["step"] == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, lm, out, cfg):
+    import os
+
+    torch.set_num_threads(1)  # 2 ranks on a 2-core machine; also keeps the forked child off OpenMP's pool
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    res = train(cfg, TEXTS, out, lm=lm, device="cpu", progress=False)
+    torch.save(res.encoder.state_dict(), out / f"rank{rank}.pt")
+
+
+def _log(folder):
+    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_ddp_two_ranks_on_cpu_match_each_other_and_one_process(tiny, tmp_path):
+    """gloo, 2 ranks forked from this process (the tiny model comes along; spawn would re-import for ~30 s)."""
+    cfg = TrainConfig(steps=3, ckpt_every=3, log_every=1, **SMALL)
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    ddp.mkdir()
+    args = (2, _free_port(), tiny, ddp, cfg)
+    torch.multiprocessing.start_processes(_ddp_worker, args=args, nprocs=2, join=True, start_method="fork")
+    r0, r1 = (torch.load(ddp / f"rank{r}.pt") for r in (0, 1))
+    saved = _weights(ddp)
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+        assert torch.equal(r0[k], saved[k]), k
+    # the same global batch in one process: the same losses, up to the order of the gradient sums
+    train(cfg, TEXTS, single, lm=tiny, progress=False)
+    for a, b in zip(_log(ddp), _log(single), strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-4) and a["accuracy"] == pytest.approx(b["accuracy"])
+
+
+def test_checkpoint_refuses_another_model(tiny, tmp_path):
+    from prototok.models import prepare
+
+    enc = ProtoEncoder(EncoderConfig.for_model(tiny, max_len=8, width=32, layers=1, heads=2))
+    save_encoder(enc, tmp_path, {"step": 0})
+    assert load_encoder(tmp_path / "encoder.safetensors", tiny).cfg == enc.cfg
+    other = prepare("other", tiny_model(seed=1), tiny_tokenizer(), "cpu")
+    with pytest.raises(PrototokError, match="trained for model") as err:
+        load_encoder(tmp_path, other)
+    assert tiny.fingerprint[:12] in str(err.value) and other.fingerprint[:12] in str(err.value)
+    with pytest.raises(PrototokError, match="trained for model"):
+        amortised_encode(other, tmp_path, ["the cat"])
+    with pytest.raises(PrototokError, match="not an encoder checkpoint"):
+        load_encoder(tmp_path / "nowhere", tiny)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("enc")
+    train(TrainConfig(steps=6, ckpt_every=3, **SMALL), TEXTS, out, lm=tiny, progress=False)
+    return out
+
+
+def test_amortised_encode_decodes(tiny, trained, tmp_path):
+    texts = ["the cat sat on the mat", "bird sang"]
+    proto = amortised_encode(tiny, trained, texts)
+    assert proto.e.shape == (2, tiny.hidden_size) and proto.m.shape == (1, tiny.hidden_size)
+    assert proto.steps == [0, 0] and proto.extra["encoder_step"] == 6
+    out = decode(ProtoTokens.load(proto.save(tmp_path / "p.safetensors")), tiny, references=texts)
+    assert [len(d.tokens) for d in out] == proto.lengths == [6, 2]
+    assert [d.accuracy for d in out] == pytest.approx(proto.accuracy)
+
+    refined = amortised_encode(tiny, trained, texts, refine_steps=40, recipe="paper")
+    assert refined.m.shape == (2, tiny.hidden_size)
+    assert all(s <= 40 for s in refined.steps)
+    assert all(r >= a for r, a in zip(refined.accuracy, proto.accuracy))
+    assert [d.accuracy for d in decode(refined, tiny, references=texts)] == pytest.approx(refined.accuracy)
+    with pytest.raises(PrototokError, match="layout"):
+        amortised_encode(tiny, trained, texts, layout="e m^N")
+    with pytest.raises(PrototokError, match="at most 8"):
+        amortised_encode(tiny, trained, [" ".join(WORDS[:12])])
+
+
+def test_evaluate_encoder_reports_warm_vs_cold(tiny, trained):
+    res = evaluate_encoder(tiny, trained, ["the cat sat", "a dog ran to the park"], max_steps=30)
+    assert set(res["amortised"]["by_length"]) == {"3", "6"}
+    f = res["fits"]
+    assert f["max_steps"] == 30 and {"warm", "cold", "warm_over_cold_steps"} <= set(f)
+    assert -1 <= res["distance"]["amortised_to_cold"]["cos_e"] <= 1
+    assert len(res["per_text"]) == 2 and "warm_steps" in res["per_text"][0]
+
+
+def test_cli_train_resume_and_eval(tiny, tiny_dir, tmp_path):
+    data = tmp_path / "corpus.txt"
+    data.write_text("\n".join(TEXTS) + "\n")
+    out = tmp_path / "ck"
+    base = ["encoder", "train", "--model", str(tiny_dir), "--data", str(data), "--out", str(out), "--device", "cpu"]
+    base += ["--min-len", "3", "--max-len", "8", "--batch-size", "4", "--width", "32", "--layers", "1"]
+    base += ["--heads", "2", "--holdout", "0", "--steps", "4"]
+    r = CliRunner().invoke(main, base + ["--stop-at", "2"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, base + ["--resume"])
+    assert r.exit_code == 0 and "step 4" in r.output, r.output
+    r = CliRunner().invoke(
+        main,
+        ["encoder", "eval", str(out), "--data", str(data), "--split", "all", "--texts", "3"]
+        + ["--min-len", "3", "--steps", "5", "--device", "cpu", "--json"],
+    )
+    assert r.exit_code == 0, r.output
+    assert '"warm_over_cold_steps"' in r.output
+    r = CliRunner().invoke(main, ["encoder", "train", "--data", str(tmp_path / "missing.txt"), "--out", str(out)])
+    assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_snippets_and_read_texts(tiny, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d/a.txt").write_text("the cat sat on the mat\n\nbird sang in morning sun\n")
+    texts = read_texts([str(tmp_path / "d"), "the dog ran"])
+    assert texts == ["the cat sat on the mat", "bird sang in morning sun", "the dog ran"]
+    cut = snippets(tiny, texts, 2, 4, 3)
+    assert sorted(len(ids(tiny, t)) for t in cut) == [2, 3, 4]
