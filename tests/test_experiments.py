@@ -244,7 +244,7 @@ def test_dry_run_prints_the_plan_and_fits_nothing(tiny_dir, docs, tmp_path, monk
     assert r.exit_code == 0, r.output
     assert "texts to fit: 12 (0 already in the store)" in r.output  # 2 samples x 2 lengths x 3 seeds
     assert "fit calls: 6; at most 78 steps" in r.output and "upper-bound time on cpu" in r.output
-    assert seen == [] and Store(db).count() == 0
+    assert seen == [] and not db.exists()
 
 
 def test_report_writes_tables_and_figures(full_db, tmp_path):
@@ -337,7 +337,8 @@ def test_a_cli_run_killed_with_sigkill_resumes(tiny_dir, docs, tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_real_model_capacity(real, tmp_path):
-    """SmolLM2-135M, lengths 4, 8, 16, two samples of English prose; a capped recipe keeps it short."""
+    """SmolLM2-135M, lengths 4, 8, 16, two samples of English prose. The fast recipe capped at 30 steps keeps it
+    short: lengths 4 and 8 solve in ~15-25 steps (measured), 16 does not, so the walk stops there."""
     (tmp_path / "prose.txt").write_text(PROSE)
     source, samples = ex.load(str(tmp_path / "prose.txt"), 2, real, min_chars=400)
     texts = ex.prefixes(real, samples, [4, 8, 16])
@@ -347,7 +348,7 @@ def test_real_model_capacity(real, tmp_path):
         "capacity",
         "smollm2-135m",
         source,
-        get_recipe("fast", max_steps=60),
+        get_recipe("fast", max_steps=30),
         batch_size=2,
     )
     summary = run_capacity(run, texts, CapacityConfig(lengths=(4, 8, 16)))

@@ -185,3 +185,42 @@ def test_warm_start_from_a_solution_is_solved_at_step_zero(tiny):
     (again,) = fit(tiny, toks, recipe=FAST, warm_start=[(r.e, r.m)], seed=7)
     assert r.solved and again.solved and again.steps == 0
     assert torch.equal(again.e, r.e)
+
+
+def test_fixed_shape_compiled_path_matches_eager(tiny, monkeypatch):
+    """compile=True pads every step to all slots and the longest text; results must not change."""
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)  # the fixed-shape mechanics, without compile cost
+    lists = [ids(tiny, "the cat sat on the mat"), ids(tiny, "bird sang"), ids(tiny, "a dog ran")]
+    rec = get_recipe("paper", lr=0.1, max_steps=30)
+    eager = fit(tiny, lists, recipe=rec, batch_size=2)
+    fixed = fit(tiny, lists, recipe=rec, batch_size=2, compile=True)
+    for x, y in zip(eager, fixed):
+        assert x.steps == y.steps and x.accuracy == y.accuracy and x.solved == y.solved
+        assert torch.allclose(x.e, y.e, atol=1e-4)
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(tiny, monkeypatch):
+    def broken(fn, **kw):
+        def call(**kwargs):
+            raise RuntimeError("no compiler here")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    toks = [ids(tiny, "bird sang")]
+    rec = get_recipe("paper", lr=0.1, max_steps=20)
+    with pytest.warns(UserWarning, match="running eager"):
+        (r,) = fit(tiny, toks, recipe=rec, compile=True)
+    (ref,) = fit(tiny, toks, recipe=rec)
+    assert r.steps == ref.steps and torch.allclose(r.e, ref.e, atol=1e-5)
+
+
+def test_init_ids_and_on_result(tiny):
+    """A text fitted alone with its init id matches the same text fitted in a batch; results stream out."""
+    lists = [ids(tiny, "bird sang"), ids(tiny, "the cat sat on the mat")]
+    rec = get_recipe("paper", lr=0.1, max_steps=10)
+    streamed = []
+    both = fit(tiny, lists, recipe=rec, on_result=streamed.append)
+    (second,) = fit(tiny, lists[1:], recipe=rec, init_ids=[1])
+    assert torch.allclose(both[1].e, second.e, atol=1e-4) and both[1].steps == second.steps
+    assert sorted(r.index for r in streamed) == [0, 1]

@@ -101,6 +101,10 @@ def _read_texts(text: str | None, files: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="share m (or e) across all the texts",
 )
+@click.option("--compile", "compile_", is_flag=True,
+              help="fixed-shape steps through torch.compile (CUDA graphs on GPU); pays off on long runs")
+@click.option("--encoder", type=click.Path(), default=None, help="a trained encoder checkpoint (no optimisation)")
+@click.option("--refine", type=int, default=0, show_default=True, help="with --encoder: optimiser steps from it")
 @click.option("--min-accuracy", type=float, default=1.0, show_default=True, help="exit 1 below this accuracy")
 @click.option("--store-text", is_flag=True, help="keep the text itself in the file (else only its sha256)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
@@ -117,12 +121,18 @@ def encode(
     init_scale,
     seed,
     batch_size,
+    compile_,
     share,
+    encoder,
+    refine,
     min_accuracy,
     store_text,
     as_json,
 ):
-    """Fit proto-tokens for TEXT (or --file, or stdin) and write them to -o."""
+    """Fit proto-tokens for TEXT (or --file, or stdin) and write them to -o.
+
+    With --encoder, a trained encoder gives them in one pass instead (optionally refined by --refine steps).
+    """
     from .encode import encode as run_encode
     from .models import load_model
     from .recipes import get_recipe
@@ -132,17 +142,14 @@ def encode(
     lm = load_model(model or DEFAULT_MODEL, device)
     update, bar = progress_bar(len(texts), "encode")
     try:
-        proto = run_encode(
-            texts,
-            lm,
-            layout=layout,
-            recipe=rec,
-            seed=seed,
-            share=share,
-            batch_size=batch_size,
-            store_text=store_text,
-            progress=update,
-        )
+        if encoder:
+            from .encoder import amortised_encode
+
+            proto = amortised_encode(lm, encoder, texts, refine_steps=refine, recipe=rec, layout=layout, seed=seed,
+                                     batch_size=batch_size, progress=update)  # fmt: skip
+        else:
+            proto = run_encode(texts, lm, layout=layout, recipe=rec, seed=seed, share=share, batch_size=batch_size,
+                               store_text=store_text, progress=update, compile=compile_)  # fmt: skip
     finally:
         bar.close()
     proto.save(output)

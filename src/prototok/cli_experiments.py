@@ -5,6 +5,7 @@ duplicating a finished text."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -74,11 +75,11 @@ def experiment_options(f):
     return f
 
 
-def _bar(total: int, desc: str):
+def _bar(total: int, desc: str, show: bool = True):
     """tqdm on stderr (hidden when stderr is not a terminal): texts committed, with the fitter's live accuracy."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="text", file=sys.stderr, dynamic_ncols=True, disable=None)
+    bar = tqdm(total=total, desc=desc, unit="text", file=sys.stderr, dynamic_ncols=True, disable=None if show else True)
 
     def on_step(p) -> None:
         bar.set_postfix(step=p.step, acc=f"{p.active_accuracy:.3f}", refresh=False)
@@ -87,39 +88,69 @@ def _bar(total: int, desc: str):
     return bar, on_step, lambda rows: bar.update(len(rows))
 
 
-def _experiment(name, cfg, lengths, opts, plan_fn, run_fn, show):
-    """Load the model, then per data source: samples -> prefixes -> plan (dry run) or run, then show the result."""
+def _experiment(name, cfg, lengths, opts, plan_fn, run_fn, show, *, make_run=None, loader=None, rec=None):
+    """Load the model, then per data source: samples -> prefixes -> plan (dry run) or run, then show the result.
+
+    make_run(lm, store, name, model, source, recipe, batch_size) builds the Run (default: Run, the one-pass
+    fitter; with a make_run the dry run prints no time estimate, which times one-pass steps); loader(spec, lm)
+    -> (source key, samples) replaces experiments.load; rec replaces the recipe built from the options."""
+    from .distributed import RankStore, merge_rank_stores, setup
     from .errors import PrototokError
     from .experiments import Run, load, prefixes
     from .models import load_model
     from .recipes import get_recipe
     from .store import Store
 
-    rec = get_recipe(opts["recipe"], lr=opts["lr"], max_steps=opts["steps"], init_scale=opts["init_scale"])
+    rec = rec or get_recipe(opts["recipe"], lr=opts["lr"], max_steps=opts["steps"], init_scale=opts["init_scale"])
     if opts["batch_size"] < 1:
         raise PrototokError(f"--batch-size must be at least 1, got {opts['batch_size']}")
     model = opts["model"] or DEFAULT_MODEL
-    lm = load_model(model, opts["device"])
-    with Store(opts["db"]) as store:
+    # under torchrun (WORLD_SIZE > 1): join the process group, one device per rank; rank 0 alone prints
+    dist, device = setup(opts["device"])
+    echo = click.echo if dist.rank == 0 else lambda *a, **k: None
+    lm = load_model(model, device)
+    if dist.active and dist.rank == 0 and not opts["dry_run"]:
+        Store(opts["db"]).close()  # created by one rank, before the others open it
+    if dist.rank == 0 and not opts["dry_run"]:
+        merge_rank_stores(opts["db"])  # rows a crashed multi-rank run left in its rank files
+    dist.barrier()
+    dry_new = opts["dry_run"] and not Path(opts["db"]).exists()
+    with Store(":memory:" if dry_new else opts["db"]) as store:  # a dry run creates no database
         store.check_model(model, lm.fingerprint)
+        ranked = dist.active and not opts["dry_run"]
+        writes = RankStore(store, dist.rank) if ranked else store  # each rank commits to <db>.rank{r}.db
         for spec in opts["data"]:
-            source, samples = load(spec, opts["samples"], lm, data_seed=opts["data_seed"], min_chars=opts["min_chars"])
+            if loader is not None:
+                source, samples = loader(spec, lm)
+            else:
+                source, samples = load(
+                    spec, opts["samples"], lm, data_seed=opts["data_seed"], min_chars=opts["min_chars"]
+                )
             texts = prefixes(lm, samples, list(lengths), h_lm=not opts["dry_run"])
             store.check_samples(source, {t.sample: (t.doc, t.offset) for t in texts})
-            run = Run(lm, store, name, model, source, rec, opts["batch_size"])
+            run = (make_run or Run)(lm, writes, name, model, source, rec, opts["batch_size"])
+            run.dist = dist if ranked else None
             plan = plan_fn(run, texts, cfg)
-            click.echo(f"[{source}] {len(samples)} samples")
+            echo(f"[{source}] {len(samples)} samples")
             if opts["dry_run"]:
-                click.echo(plan.render(rec, lm))
+                echo(plan.render(rec, None if make_run else lm))
                 continue
-            bar, run.on_step, run.on_commit = _bar(plan.texts, f"{name} {source}")
+            share = -(-plan.texts // dist.world)  # rank 0's bar counts its own share
+            bar, run.on_step, run.on_commit = _bar(share, f"{name} {source}", show=dist.rank == 0)
             try:
                 result = run_fn(run, texts, cfg)
+                run.sync()
             finally:
                 bar.close()
-            click.echo(show(result))
+            echo(show(result))
+        if ranked:  # every rank's rows into the main database, once all have stopped writing
+            writes.close()
+            dist.barrier()
+            if dist.rank == 0:
+                merge_rank_stores(opts["db"])
+            dist.barrier()
         if not opts["dry_run"]:
-            click.echo(f"results in {opts['db']} ({store.count()} rows)")
+            echo(f"results in {opts['db']} ({store.count()} rows)")
 
 
 def _seeds(opts) -> tuple[int, ...]:
@@ -137,20 +168,58 @@ def _seeds(opts) -> tuple[int, ...]:
     help="m (or e): one vector shared by all samples of a length and seed",
 )
 @click.option("--threshold", type=float, default=0.99, show_default=True, help="accuracy that counts as reconstructed")
+@click.option(
+    "--method",
+    type=click.Choice(["onepass", "cram"]),
+    default="onepass",
+    show_default=True,
+    help="onepass: (e, m), one forward; cram: the autoregressive baseline (arXiv 2502.13063), K [mem] vectors, "
+    "judged on greedy generation accuracy",
+)
+@click.option("--num-mem", type=click.IntRange(1), default=1, show_default=True, help="K [mem] vectors (cram)")
+@click.option(
+    "--first-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="cram: mem_1's init std and lr times this (the attention-sink fix the fast recipe applies to e; try 20)",
+)
 @fit_options
-def capacity(lengths, share, threshold, **opts):
+def capacity(lengths, share, threshold, method, num_mem, first_scale, **opts):
     """Capacity: the longest prefix reconstructed at >= 0.99 token accuracy (papers' length grid), and its H_LM.
 
     Walks up the length grid, fitting all samples of a length (per seed), and stops after the first length no
     sample reconstructs. Prints accuracy per length, capacity per sample (max over seeds) and the mean over
     samples, with H_LM in bits (the frozen model's own cross-entropy of the prefix, summed; token 0 predicted
     from BOS when the tokenizer has one, else left out).
+
+    --method cram runs the cramming baseline instead (rows of layout "mem" in the same store, recipe key
+    "cram(num_mem=K,...)"): AdamW lr 1e-2, betas (0.9, 0.9), wd 0.01, init at the embedding table's std, 5000
+    steps (--lr, --steps, --init-scale override; --recipe and --layout do not apply). Both teacher-forced and
+    greedy-generation accuracy are stored; capacity is judged on greedy generation, which is what reading the
+    text back gives (teacher forcing can hide a collapse after one wrong token).
     """
     from .experiments.capacity import LENGTHS, CapacityConfig, plan_capacity, run_capacity
 
     grid = _ints(lengths, "--lengths") or LENGTHS
-    cfg = CapacityConfig(tuple(grid), _seeds(opts), opts.pop("layout"), share, threshold)
-    _experiment("capacity", cfg, grid, opts, plan_capacity, run_capacity, lambda s: s.render())
+    cfg = CapacityConfig(tuple(grid), _seeds(opts), opts.pop("layout"), share, threshold, method, num_mem)
+    extra = {}
+    if method == "cram":
+        from .cram import CramConfig
+        from .experiments.cramming import CramRun
+
+        cram_cfg = CramConfig(
+            num_mem=num_mem,
+            **{k: v for k, v in (("lr", opts["lr"]), ("max_steps", opts["steps"])) if v is not None},
+            init_scale=opts["init_scale"] or 1.0,
+            first_scale=first_scale,
+        )
+
+        def make_run(*args, **kw):
+            return CramRun(*args, **kw, cram=cram_cfg)
+
+        extra = {"make_run": make_run, "rec": cram_cfg.recipe()}
+    _experiment("capacity", cfg, grid, opts, plan_capacity, run_capacity, lambda s: s.render(), **extra)
 
 
 @click.group()
@@ -203,12 +272,61 @@ def ablate_sharing(lengths, groups, shared, **opts):
 
 
 @click.command()
+@_without("seeds")
+@experiment_options
+@click.option("--seeds", "n_seeds", type=click.IntRange(1), default=3, show_default=True, help="solutions per text")
+@click.option("--length", type=click.IntRange(1), default=32, show_default=True, help="tokens per text")
+@click.option("--contexts", type=click.IntRange(1), default=None, help="generated:SOURCE: contexts (default --samples)")
+@click.option(
+    "--continuations",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="generated:SOURCE: sampled continuations per context (same-context pairs need 2+)",
+)
+@click.option("--pairs", type=click.IntRange(0), default=1, show_default=True, help="line/Bezier paths per text")
+@click.option("--points", type=click.IntRange(2), default=11, show_default=True, help="taus scored along each path")
+@click.option("--bezier-steps", type=click.IntRange(0), default=200, show_default=True)
+@click.option("--bezier-lr", type=float, default=0.01, show_default=True, help="relative to the endpoints' gap")
+@click.option("--nearest", type=click.IntRange(1), default=3, show_default=True, help="vocabulary tokens per vector")
+@fit_options
+def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_steps, bezier_lr, nearest, **opts):
+    """Figs. 6 and 7: several solutions per text, their cosine distances by group (same text / same context /
+    different context), accuracy along the line vs a trained quadratic Bezier curve between two solutions of
+    one text (and curve length / line length), norms of e and m and their nearest vocabulary tokens.
+
+    Same-context groups need --data generated:SOURCE with --continuations 2+: --contexts contexts, each
+    continued --continuations times by the model. Fits go in the runs table (experiment "geometry"), the
+    measurements in the `geometry` table; a rerun skips what is stored.
+    """
+    from .errors import PrototokError
+    from .experiments.geometry import GeometryConfig, continuation_samples, plan_geometry, run_geometry
+
+    generated = all(spec.startswith("generated:") for spec in opts["data"])
+    if (contexts is not None or continuations > 1) and not generated:
+        raise PrototokError("--contexts/--continuations need --data generated:SOURCE")
+    seeds = tuple(range(opts["seed"], opts["seed"] + n_seeds))
+    cfg = GeometryConfig(
+        length, seeds, opts.pop("layout"), continuations, pairs, points, bezier_steps, bezier_lr, nearest
+    )
+
+    def loader(spec, lm):
+        if spec.startswith("generated:"):
+            inner = spec.partition(":")[2]
+            n_ctx = contexts or opts["samples"]
+            return continuation_samples(lm, inner, n_ctx, continuations, length, opts["data_seed"])
+        from .experiments import load
+
+        return load(spec, opts["samples"], lm, data_seed=opts["data_seed"], min_chars=opts["min_chars"])
+
+    _experiment("geometry", cfg, [length], opts, plan_geometry, run_geometry, lambda s: s.render(), loader=loader)
+
+
+@click.command()
 @click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False))
 @click.option("--out", default="results/report", show_default=True, type=click.Path(file_okay=False))
 def report(db, out):
     """Markdown tables shaped like the paper's Tables 1-4, and PNG figures, from the results store."""
-    from pathlib import Path
-
     from .errors import PrototokError
     from .report import write_report
 
@@ -219,5 +337,5 @@ def report(db, out):
 
 
 def register(main: click.Group) -> None:
-    for cmd in (capacity, ablate, report):
+    for cmd in (capacity, ablate, geometry, report):
         main.add_command(cmd)

@@ -44,6 +44,10 @@ class CramConfig:
     weight_decay: float = 0.01  # decoupled, as torch.optim.AdamW
     eps: float = 1e-8
     init_scale: float = 1.0  # init N(0, (init_scale * std of the input embedding table)^2)
+    # mem_1's init std and learning rate are this many times the others' (Recipe.e_scale's twin): position 0
+    # is the attention sink, where a unit-scale vector barely moves its own output; with K = 1 that output
+    # is the prediction of t_0 (SmolLM2-135M kept it wrong, which derails greedy decoding). 1 = the paper's.
+    first_scale: float = 1.0
     max_steps: int = 5000  # per text; a text stops early at teacher-forced accuracy 1.0
     patience: int = 2000  # stop a text after this many steps without a better accuracy; 0 = never
 
@@ -56,6 +60,8 @@ class CramConfig:
             raise ValueError(f"CramConfig.max_steps and patience must be >= 0, got {self.max_steps}, {self.patience}")
         if self.init_scale <= 0:
             raise ValueError(f"CramConfig.init_scale must be > 0, got {self.init_scale}")
+        if self.first_scale <= 0:
+            raise ValueError(f"CramConfig.first_scale must be > 0, got {self.first_scale}")
 
     def recipe(self) -> Recipe:
         """The same update as prototok's fitter (RowAdamW), so both methods differ only in what they train."""
@@ -159,11 +165,13 @@ def cram(
     seed: int = 0,
     batch_size: int = 8,
     progress: Callable[[Progress], None] | None = None,
+    init_ids: list[int] | None = None,
 ) -> list[CramResult]:
     """Train K [mem] vectors per text; results in input order, each with teacher-forced and greedy accuracy.
 
     Continuous batching as in prototok.fit: a text leaves its slot when solved, out of steps or out of
-    patience, and the next takes it. Each text draws its init from its own stream (seed, index).
+    patience, and the next takes it. Each text draws its init from its own stream (seed, init_ids[i]; by
+    default its index), so an experiment can make a text's vectors depend on its key, not on its batch.
     """
     cfg = config or CramConfig()
     if not token_lists or any(len(t) == 0 for t in token_lists):
@@ -174,9 +182,17 @@ def cram(
     d, k, dev, n = lm.hidden_size, cfg.num_mem, lm.device, len(token_lists)
     scale = cfg.init_scale * lm.model.get_input_embeddings().weight.float().std().item()
     size = max(1, min(batch_size, n))
-    # (slots, K*d): RowAdamW updates rows of a 2-D tensor; viewed as (slots, K, d) for the forward
-    mem = torch.zeros(size, k * d, device=dev, requires_grad=True)
-    opt = RowAdamW([mem], cfg.recipe())
+    ids = list(range(n)) if init_ids is None else list(init_ids)
+    if len(ids) != n:
+        raise ValueError(f"{n} texts but {len(ids)} init_ids")
+    # RowAdamW updates rows of 2-D tensors: mem_1 (slots, d) with its own lr scale, mem_2..K (slots, (K-1)*d)
+    params = [torch.zeros(size, d, device=dev, requires_grad=True)]
+    params += [torch.zeros(size, (k - 1) * d, device=dev, requires_grad=True)] if k > 1 else []
+    opt = RowAdamW(params, cfg.recipe(), [cfg.first_scale, 1.0][: len(params)])
+
+    def mem_rows(rows: torch.Tensor) -> torch.Tensor:
+        return torch.cat([p[rows] for p in params], dim=1).view(len(rows), k, d)  # (R, K, d)
+
     queue = deque(range(n))
     text: list[int | None] = [None] * size
     steps, since_better, started = [0] * size, [0] * size, [0.0] * size
@@ -186,9 +202,12 @@ def cram(
 
     def fill(s: int) -> None:
         i = queue.popleft()
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + i)
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + ids[i])
         with torch.no_grad():
-            mem[s] = (torch.randn(k * d, generator=gen) * scale).to(dev)  # CPU stream: same on any device
+            v = (torch.randn(k * d, generator=gen) * scale).to(dev)  # CPU stream: same on any device
+            params[0][s] = v[:d] * cfg.first_scale
+            if k > 1:
+                params[1][s] = v[d:]
         opt.reset(s)
         text[s], steps[s], since_better[s], best[s], started[s] = i, 0, 0, None, time.perf_counter()
 
@@ -199,7 +218,7 @@ def cram(
         active = [s for s in range(size) if text[s] is not None]
         rows = torch.tensor(active, device=dev)
         toks = [token_lists[text[s]] for s in active]
-        loss, correct = teacher_forced_scores(lm, mem[rows].view(len(active), k, d), toks)
+        loss, correct = teacher_forced_scores(lm, mem_rows(rows), toks)
         total = loss.sum()
         if not torch.isfinite(total):
             raise PrototokError("loss became NaN/inf: lower the learning rate or init scale")
@@ -213,7 +232,7 @@ def cram(
             else:
                 since_better[s] += 1
             if best[s] is None or (acc, -loss[j].item()) > best[s][:2]:
-                best[s] = (acc, -loss[j].item(), steps[s], mem[s].detach().cpu().view(k, d).clone())
+                best[s] = (acc, -loss[j].item(), steps[s], mem_rows(torch.tensor([s], device=dev))[0].detach().cpu())
             out_of_patience = cfg.patience and since_better[s] >= cfg.patience
             if acc >= 1.0 or steps[s] >= cfg.max_steps or out_of_patience:
                 b_acc, neg_loss, b_steps, b_mem = best[s]
@@ -224,7 +243,8 @@ def cram(
             steps[s] += 1
         if updating:
             opt.step(torch.tensor(updating, device=dev))
-        mem.grad = None
+        for p in params:
+            p.grad = None
         step += 1
         if progress:
             done = sum(r is not None for r in kept)

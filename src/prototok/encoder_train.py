@@ -278,17 +278,17 @@ def train(
     if cfg.batch_size % world:
         raise PrototokError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} torchrun ranks")
     out = Path(out)
+    if (out / STATE).exists() and not resume:
+        raise PrototokError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
+    if resume and not (out / STATE).exists():
+        raise PrototokError(f"--resume: no {STATE} in {out}")
     lm = lm or load_model(cfg.model, device)
     corpus = Corpus(lm, texts, cfg)
     torch.manual_seed(cfg.seed)  # the same init on every rank (DDP broadcasts rank 0's anyway)
     enc = ProtoEncoder(cfg.encoder_config(lm)).to(lm.device)
     opt = _optimizer(enc, cfg)
     step = 0
-    if (out / STATE).exists() and not resume:
-        raise PrototokError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
     if resume:
-        if not (out / STATE).exists():
-            raise PrototokError(f"--resume: no {STATE} in {out}")
         saved = torch.load(out / STATE, map_location="cpu", weights_only=True)
         _check_resume(saved, cfg, out)
         if saved["encoder_config"]["lm_fingerprint"] != lm.fingerprint:

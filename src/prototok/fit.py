@@ -20,7 +20,7 @@ import torch
 from .errors import PrototokError
 from .layouts import DEFAULT_LAYOUT, Layout, batch_indices, get_layout
 from .models import LoadedModel
-from .onepass import embed_inputs, hidden_states, token_scores
+from .onepass import compiled_backbone, embed_inputs, hidden_states, token_scores
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
 
 SHARES = ("none", "m", "e")
@@ -120,11 +120,23 @@ def fit(
     batch_size: int = 8,
     progress: Callable[[Progress], None] | None = None,
     warm_start: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    compile: bool = False,
+    init_ids: list[int] | None = None,
+    on_result: Callable[[FitResult], None] | None = None,
+    process_group=None,
 ) -> list[FitResult]:
     """Find (e, m) for each token list; results come back in input order.
 
     warm_start: a (d,) pair (e, m) per text to start from instead of a random draw (a learned encoder's
     output, or the solution of a shorter prefix); a restart still draws at random.
+    compile: run every step at one fixed shape (all slots, longest text) through a torch.compile'd backbone
+    (CUDA graphs on GPU), which removes the per-kernel launch overhead that dominates small steps.
+    init_ids: the id that seeds each text's init stream (default: its index), so a text resumed or fitted
+    in another call, on another rank, starts from the same draw. on_result: called as each text finishes
+    (per-text m only), so callers can commit results while the batch keeps going.
+    process_group (share "m"/"e" only): a torch.distributed group whose ranks all pass the same group and
+    seed; rank r fits texts i with i % world == r, the shared vector's gradient and the group's score are
+    summed over ranks, so all take the same steps and hold the same shared vector. Returns rank r's texts only.
     """
     lay = get_layout(layout) if isinstance(layout, str) else layout
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
@@ -137,14 +149,22 @@ def fit(
         raise PrototokError(f"layout needs {too_long} positions, more than the model's context ({lm.max_positions})")
     if warm_start is not None and (share != "none" or len(warm_start) != len(token_lists)):
         raise ValueError("warm_start needs share='none' and one (e, m) pair per text")
+    if process_group is not None and share == "none":
+        raise ValueError("process_group needs share='m' or 'e': per-text vectors need no all-reduce")
     if share == "none":
-        return _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start)
-    return _fit_group(lm, token_lists, lay, rec, seed, share, progress)
+        return _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start, compile, init_ids,
+                          on_result)  # fmt: skip
+    if process_group is None:
+        return _fit_group(lm, token_lists, lay, rec, seed, share, progress)
+    world = torch.distributed.get_world_size(process_group)
+    if len(token_lists) < world:
+        raise ValueError(f"process_group of {world} ranks needs a group of at least {world} texts")
+    return _fit_group(lm, token_lists, lay, rec, seed, share, progress, process_group)
 
 
-def _scores(lm, lay, e, m, token_lists):
-    slots, targets = batch_indices(lay, token_lists)
-    h = hidden_states(lm, embed_inputs(lm, e, m, slots.to(lm.device)))
+def _scores(lm, lay, e, m, token_lists, length=None, backbone=None):
+    slots, targets = batch_indices(lay, token_lists, length)
+    h = hidden_states(lm, embed_inputs(lm, e, m, slots.to(lm.device)), backbone)
     loss, correct = token_scores(lm, h, targets.to(lm.device))
     total = loss.sum()
     if not torch.isfinite(total):
@@ -152,7 +172,9 @@ def _scores(lm, lay, e, m, token_lists):
     return total, loss.detach().cpu(), correct.cpu()
 
 
-def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start) -> list[FitResult]:
+def _fit_queue(
+    lm, token_lists, lay, rec, seed, batch_size, progress, warm_start, compile, init_ids, on_result
+) -> list[FitResult]:
     d, dev, n = lm.hidden_size, lm.device, len(token_lists)
     scale = init_scale(lm, rec)
     size = max(1, min(batch_size, n))
@@ -166,10 +188,14 @@ def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start
     best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, e, m, loss)
     results: list[FitResult | None] = [None] * n
     step = 0
+    # fixed shape (every slot, longest text) when compiled: one graph, captured once
+    backbone = compiled_backbone(lm) if compile else None
+    fixed_len = max(lay.length(len(t)) for t in token_lists) if compile else None
 
     def fill(s: int) -> None:
         i = queue.popleft()
-        text[s], gens[s] = i, torch.Generator().manual_seed(seed * 1_000_003 + i)
+        text[s] = i
+        gens[s] = torch.Generator().manual_seed(seed * 1_000_003 + (init_ids[i] if init_ids else i))
         with torch.no_grad():
             E[s], M[s] = _draw(gens[s], d, scale * rec.e_scale).to(dev), _draw(gens[s], d, scale).to(dev)
             if warm_start is not None:
@@ -183,18 +209,23 @@ def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start
         i = text[s]
         results[i] = FitResult(i, token_lists[i], e, m, acc, st, loss, time.perf_counter() - started[s], acc >= 1.0)
         text[s] = None
+        if on_result:
+            on_result(results[i])
 
     while queue or any(t is not None for t in text):
         for s in range(size):
             if text[s] is None and queue:
                 fill(s)
         active = [s for s in range(size) if text[s] is not None]
-        rows = torch.tensor(active, device=dev)
-        toks = [token_lists[text[s]] for s in active]
-        total, loss, correct = _scores(lm, lay, E[rows], M[rows], toks)
+        batch = list(range(size)) if compile else active
+        rows = torch.tensor(batch, device=dev)
+        toks = [token_lists[text[s]] if text[s] is not None else [] for s in batch]
+        total, loss, correct = _scores(lm, lay, E[rows], M[rows], toks, fixed_len, backbone)
         total.backward()
         updating = []
-        for j, s in enumerate(active):  # .cpu() above is the one sync per step: slots change on its result
+        for j, s in enumerate(batch):  # .cpu() above is the one sync per step: slots change on its result
+            if text[s] is None:
+                continue
             acc = correct[j].item() / len(toks[j])
             key = (acc, -loss[j].item())
             if best[s] is None or key > best[s][:2]:
@@ -224,32 +255,53 @@ def _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start
                     step,
                     done,
                     n,
-                    (correct.float() / torch.tensor([len(t) for t in toks])).mean().item(),
+                    sum(correct[j].item() / len(toks[j]) for j in range(len(batch)) if toks[j]) / len(active),
                     sum(r is not None and r.solved for r in results),
                 )
             )
     return results
 
 
-def _fit_group(lm, token_lists, lay, rec, seed, share, progress) -> list[FitResult]:
-    """One group sharing e or m: trained jointly; the kept state is the group's best (most tokens right)."""
+def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> list[FitResult]:
+    """One group sharing e or m: trained jointly; the kept state is the group's best (most tokens right).
+
+    group: a process group splitting the texts over its ranks (texts i % world == rank here). Every rank
+    draws the whole group's init, as one process would, and keeps its own rows; each step the shared vector's
+    gradient and the score (tokens right, loss, texts unsolved) are all-reduced, so best step, restarts and
+    stop are the same on every rank and the shared vector stays identical (same grads, same update).
+    """
     d, dev, n = lm.hidden_size, lm.device, len(token_lists)
     scale = init_scale(lm, rec)
     gen = torch.Generator().manual_seed(seed)
     rows_e, rows_m = (n, 1) if share == "m" else (1, n)
+    mine = list(range(n))  # the texts this process fits
+    if group is not None:
+        mine = mine[torch.distributed.get_rank(group) :: torch.distributed.get_world_size(group)]
+    texts = [token_lists[i] for i in mine]
 
     def draw() -> tuple[torch.Tensor, torch.Tensor]:
         e = torch.stack([_draw(gen, d, scale * rec.e_scale) for _ in range(rows_e)])
-        return e.to(dev), torch.stack([_draw(gen, d, scale) for _ in range(rows_m)]).to(dev)
+        m = torch.stack([_draw(gen, d, scale) for _ in range(rows_m)])
+        if group is not None:  # own rows of the per-text vector; the shared one is the same on every rank
+            e, m = (e[mine], m) if share == "m" else (e, m[mine])
+        return e.to(dev), m.to(dev)
 
     E, M = (p.requires_grad_() for p in draw())
+    shared = M if share == "m" else E
     opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
-    lengths = torch.tensor([len(t) for t in token_lists])
-    rows = torch.arange(n, device=dev)
+    lengths = torch.tensor([len(t) for t in texts])
+    rows = torch.arange(len(texts), device=dev)
     best, since_best, t0 = None, 0, time.perf_counter()
     for step in range(rec.max_steps + 1):
-        total, loss, correct = _scores(lm, lay, E, M, token_lists)
-        key = (correct.sum().item(), -total.item())
+        total, loss, correct = _scores(lm, lay, E, M, texts)
+        if group is None:
+            key, solved = (correct.sum().item(), -total.item()), bool((correct == lengths).all())
+        else:  # the whole group's score: one all-reduce, and .tolist() is this step's one sync
+            parts = [correct.sum(), total.detach().cpu(), (correct != lengths).sum()]
+            score = torch.stack([p.double() for p in parts]).to(dev)  # (3,): tokens right, loss, texts unsolved
+            torch.distributed.all_reduce(score, group=group)
+            right, tot, unsolved = score.tolist()
+            key, solved = (right, -tot), unsolved == 0
         if best is None or key > best[0]:
             e_b, m_b = E.detach().cpu().clone(), M.detach().cpu().clone()
             best, since_best = (key, step, e_b, m_b, loss, correct), 0
@@ -257,9 +309,11 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress) -> list[FitResu
             since_best += 1
         if progress:
             progress(Progress(step, 0, n, (correct / lengths).mean().item(), int((correct == lengths).sum())))
-        if bool((correct == lengths).all()) or step == rec.max_steps:
+        if solved or step == rec.max_steps:
             break
         total.backward()
+        if group is not None:  # sum of every rank's gradient: the gradient one process would get
+            torch.distributed.all_reduce(shared.grad, group=group)
         opt.step(rows)
         if rec.restart_after and since_best >= rec.restart_after:  # a group restarts as a whole
             with torch.no_grad():
@@ -274,13 +328,13 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress) -> list[FitResu
         FitResult(
             i,
             token_lists[i],
-            e_b[min(i, e_b.shape[0] - 1)],
-            m_b[min(i, m_b.shape[0] - 1)],
-            correct[i].item() / len(token_lists[i]),
+            e_b[min(k, e_b.shape[0] - 1)],
+            m_b[min(k, m_b.shape[0] - 1)],
+            correct[k].item() / len(texts[k]),
             st,
-            loss[i].item(),
+            loss[k].item(),
             secs,
-            bool(correct[i] == len(token_lists[i])),
+            bool(correct[k] == len(texts[k])),
         )
-        for i in range(n)
+        for k, i in enumerate(mine)
     ]

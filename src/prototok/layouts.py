@@ -46,16 +46,21 @@ def get_layout(name: str) -> Layout:
     raise ValueError(f"unknown layout '{name}'; choose one of: {', '.join(LAYOUTS)}")
 
 
-def batch_indices(layout: Layout, token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Slot index (B, L) and targets (B, L), right-padded to the longest text.
+def batch_indices(
+    layout: Layout, token_lists: list[list[int]], length: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slot index (B, L) and targets (B, L), right-padded to the longest text (or to `length`).
 
     With a causal mask a padded position never influences a real one, so padding needs no attention mask;
     its target is IGNORE. Padded inputs use slot 1 (m) only to stay in-distribution; they are never read.
+    An empty token list is an all-padding row (a free slot in a fixed-shape batch).
     """
-    length = max(layout.length(len(t)) for t in token_lists)
+    length = length or max(layout.length(len(t)) for t in token_lists)
     slots = torch.ones(len(token_lists), length, dtype=torch.long)
     targets = torch.full((len(token_lists), length), IGNORE, dtype=torch.long)
     for i, toks in enumerate(token_lists):
+        if not toks:
+            continue
         s = layout.slots(len(toks))
         slots[i, : len(s)] = torch.tensor(s)
         targets[i, layout.first_target : layout.first_target + len(toks)] = torch.tensor(toks)

@@ -88,7 +88,9 @@ def _packaged_gguf(spec: PackagedModel, name: str) -> Path:
 def _convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantise a GGUF into an HF folder; written to a temp dir then renamed, so a kill leaves no half cache."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the one line printed by resolve() is the progress report
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:

@@ -5,6 +5,9 @@ Shapes: B texts, L input positions, d hidden size, V vocabulary, T supervised po
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -31,12 +34,38 @@ def embed_inputs(lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, slots: torch
     return x * embed_scale(lm)
 
 
-def hidden_states(lm: LoadedModel, inputs: torch.Tensor) -> torch.Tensor:
+def compiled_backbone(lm: LoadedModel) -> Callable[..., object]:
+    """torch.compile'd backbone for fixed-shape steps: CUDA graphs on GPU ("reduce-overhead"), inductor on CPU.
+
+    Falls back to eager, with one warning, where compilation is unavailable or fails at its first call.
+    """
+    eager = lm.model.base_model
+    try:
+        fn = torch.compile(eager, mode="reduce-overhead" if lm.device.type == "cuda" else None, dynamic=False)
+    except Exception as err:  # noqa: BLE001 - any failure means: run eager
+        warnings.warn(f"torch.compile unavailable ({type(err).__name__}: {err}); running eager", stacklevel=2)
+        return eager
+    state = {"fn": fn}
+
+    def call(**kwargs):
+        try:
+            return state["fn"](**kwargs)
+        except Exception as err:  # noqa: BLE001
+            if state["fn"] is eager:
+                raise
+            warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); running eager", stacklevel=2)
+            state["fn"] = eager
+            return eager(**kwargs)
+
+    return call
+
+
+def hidden_states(lm: LoadedModel, inputs: torch.Tensor, backbone: Callable[..., object] | None = None) -> torch.Tensor:
     """Backbone only: the LM head runs later, on supervised rows alone. Plain causal mask, no cache."""
     with torch.autocast(
         lm.device.type, dtype=lm.autocast_dtype or torch.float32, enabled=lm.autocast_dtype is not None
     ):
-        out = lm.model.base_model(inputs_embeds=inputs, use_cache=False)
+        out = (backbone or lm.model.base_model)(inputs_embeds=inputs, use_cache=False)
     return out.last_hidden_state  # (B, L, d)
 
 

@@ -57,6 +57,9 @@ class Row:
     proto_index: int = 0  # the text's index inside that file
     version: str = ""
     created: float = 0.0  # unix time
+    # greedy generation's token accuracy (cramming rows, layout "mem"; their `accuracy` is teacher-forced);
+    # None for one-pass rows, whose decode is the fitter's own forward. Added after schema 1: see _migrate.
+    gen_accuracy: float | None = None
 
 
 _SQL_TYPES = {int: "INTEGER", float: "REAL", str: "TEXT", "int": "INTEGER", "float": "REAL", "str": "TEXT"}
@@ -97,9 +100,18 @@ class Store:
             if version > SCHEMA_VERSION:
                 raise PrototokError(f"{self.path} has schema version {version}; this prototok reads {SCHEMA_VERSION}")
             self.db.execute(_CREATE)
+            self._migrate()
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as err:
             raise PrototokError(f"{self.path} is not a usable results database ({err})") from None
+
+    def _migrate(self) -> None:
+        """Columns added to Row since a database was created are added to it, empty (NULL): an old database
+        stays readable and writable, and older prototoks still read a migrated one (they name their columns)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
+        for f in fields(Row):
+            if f.name not in have:
+                self.db.execute(f"ALTER TABLE runs ADD COLUMN {_column(f)}")
 
     @property
     def proto_dir(self) -> Path:
@@ -163,3 +175,9 @@ class Store:
                     f"{self.path}: sample {sample} of '{source}' was {doc}@{offset} but is now {now[0]}@{now[1]} "
                     "(another --samples, --min-chars or data version?); use another --db"
                 )
+
+
+def merge_into(dest: Store, src: Store) -> int:
+    """Copy src's rows into dest in one transaction (creation times kept); keys dest has are skipped, so a
+    merge repeated after a crash adds nothing twice. Returns how many rows were new."""
+    return dest.add([Row(**{c: r[c] for c in _COLUMNS}) for r in src.rows()])

@@ -5,6 +5,10 @@ its key) in chunks of batch_size, writes a proto-token file per chunk, decodes i
 (timed: Table 4's decode throughput), and commits the chunk in one transaction. Already-stored keys are
 skipped, so a rerun of a killed command picks up where it stopped.
 
+Under torchrun (Run.dist, see prototok.distributed) the ranks share the work: texts by turn (Run.mine), a
+group sharing a vector split over all ranks; Run.rows swaps new rows between ranks first, so every rank
+reads the same results and takes the same path through an experiment.
+
 Registry: EXPERIMENTS maps a name to its module's run function; a new experiment is one file plus one line.
 """
 
@@ -19,12 +23,13 @@ from dataclasses import dataclass, field, fields
 import torch
 import torch.nn.functional as F
 
+from ..distributed import Dist, shard
 from ..fit import Progress, fit, init_scale
 from ..layouts import Layout, batch_indices, get_layout
 from ..models import LoadedModel
 from ..protofile import ProtoTokens
 from ..recipes import RECIPES, Recipe
-from ..store import Row, Store
+from ..store import KEY, Row, Store
 
 THRESHOLD = 0.99  # the papers' "reconstructed": token accuracy at least this
 MIN_CHARS = 9000  # default shortest sample: ~6 characters per token for the grid's longest length, 1448
@@ -123,7 +128,9 @@ class Run:
     batch_size: int = 8
     on_step: Callable[[Progress], None] | None = None  # the fitter's per-step progress
     on_commit: Callable[[list[Row]], None] | None = None  # after each committed chunk
+    dist: Dist | None = None  # ranks sharing the work (store is then this rank's RankStore); None: one process
     _done: set | None = field(default=None, repr=False)
+    _turn: int = field(default=0, repr=False)  # work items dealt so far, in the walk every rank shares
 
     @property
     def recipe_key(self) -> str:
@@ -153,7 +160,32 @@ class Run:
         done = self.done_keys()
         return [it for it in items if self.key(it) not in done]
 
+    @property
+    def ranks(self) -> bool:
+        return self.dist is not None and self.dist.active
+
+    def mine(self, items: list[Item]) -> list[Item]:
+        """The items still to fit that fall to this rank: the k-th todo item of the run goes to rank k % world.
+        Every rank walks the same items and holds the same stored keys, so the shares are disjoint and whole."""
+        todo = self.todo(items)
+        if not self.ranks:
+            return todo
+        turn, self._turn = self._turn, self._turn + len(todo)
+        return [todo[i] for i in shard(len(todo), self.dist.rank, self.dist.world, turn)]
+
+    def sync(self) -> None:
+        """Swap the rows committed since the last swap with every other rank. A collective: every rank calls it
+        at the same points (rows() does; the experiments branch only on what rows() returns)."""
+        if not self.ranks:
+            return
+        fresh, self.store.fresh = self.store.fresh, []
+        for rank, rows in enumerate(self.dist.exchange(fresh)):
+            if rank != self.dist.rank and rows:
+                self.store.add_others(rows)
+                self.done_keys().update(tuple(getattr(r, k) for k in KEY) for r in rows)
+
     def rows(self, **where) -> list[dict]:
+        self.sync()
         return self.store.rows(
             experiment=self.experiment, model=self.model, source=self.source, recipe=self.recipe_key, **where
         )
@@ -161,31 +193,43 @@ class Run:
     def fit_texts(self, items: list[Item]) -> None:
         """Per-text vectors: chunks of batch_size, each committed as soon as it is fitted.
 
-        Every text starts from the draw fit() itself would give text i = sample (seed * 1_000_003 + sample),
-        passed as a warm start, so a row's vectors depend on its key only, not on which chunk it landed in
-        after a resume. (With recipe.restart_after, restarts draw from fit()'s own per-call stream.)
+        Every text draws from its own stream, seeded by its key's (seed, sample) (init_ids), so a row's
+        vectors depend on its key only, not on which chunk, rerun or rank it landed in.
         """
-        for lay_name in dict.fromkeys(it.layout for it in items):
-            group = [it for it in self.todo(items) if it.layout == lay_name]
+        todo = self.mine(items)
+        for lay_name, seed in dict.fromkeys((it.layout, it.seed) for it in todo):
+            group = [it for it in todo if (it.layout, it.seed) == (lay_name, seed)]
             for i in range(0, len(group), self.batch_size):
                 chunk = group[i : i + self.batch_size]
-                starts = [initial_vectors(self.lm, self.recipe, it.seed, it.sample) for it in chunk]
                 results = fit(
                     self.lm,
                     [it.tokens for it in chunk],
                     layout=lay_name,
                     recipe=self.recipe,
-                    seed=chunk[0].seed,
+                    seed=seed,
                     batch_size=self.batch_size,
                     progress=self.on_step,
-                    warm_start=starts,
+                    init_ids=[it.sample for it in chunk],
                 )
                 self._commit(chunk, results, get_layout(lay_name), share="none")
 
     def fit_group(self, items: list[Item], share: str, seed: int) -> None:
-        """One group sharing e or m: fitted jointly, committed together (a group is all or nothing)."""
+        """One group sharing e or m: fitted jointly, committed together (a group is all or nothing).
+
+        Over several ranks, a group of at least `world` texts is split over all of them (its shared gradient
+        all-reduced; each rank commits its own texts); a smaller one is fitted whole by the rank whose turn it is.
+        """
         if not self.todo(items):
             return
+        group = None
+        if self.ranks:
+            if len(items) >= self.dist.world:
+                self.dist.barrier()  # ranks meet here (gloo, CPU), not in the fit's first all-reduce (NCCL)
+                group = self.dist.group
+            else:
+                turn, self._turn = self._turn, self._turn + 1
+                if turn % self.dist.world != self.dist.rank:
+                    return
         results = fit(
             self.lm,
             [it.tokens for it in items],
@@ -194,10 +238,12 @@ class Run:
             seed=seed,
             share=share,
             progress=self.on_step,
+            process_group=group,
         )
-        self._commit(items, results, get_layout(items[0].layout), share=share)
+        own = [items[r.index] for r in results]  # all of them, unless split over ranks
+        self._commit(own, results, get_layout(items[0].layout), share=share, group=len(items))
 
-    def _commit(self, items: list[Item], results, lay: Layout, share: str) -> list[Row]:
+    def _commit(self, items: list[Item], results, lay: Layout, share: str, group: int = 0) -> list[Row]:
         lm = self.lm
         e = torch.stack([r.e for r in results])  # (T, d); a shared e is the same row T times
         m = torch.stack([r.m for r in results])
@@ -242,7 +288,7 @@ class Run:
                     h_lm_bits=it.h_lm,
                     h_lm_context=it.h_lm_context,
                     fit_seconds=r.seconds,
-                    batch_size=min(self.batch_size, len(items)) if share == "none" else len(items),
+                    batch_size=min(self.batch_size, len(items)) if share == "none" else group or len(items),
                     device=str(lm.device),
                     decode_seconds=seconds,
                     decode_tokens=sum(proto.lengths),

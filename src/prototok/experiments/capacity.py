@@ -3,6 +3,9 @@ from (e, m) at >= 99% token accuracy, on the papers' length grid (powers of sqrt
 
 Aggregation as the papers do: per sample, the longest grid length reconstructed by any seed (max over
 seeds), then mean (and std) over samples; the mean over (sample, seed) pairs is reported beside it.
+
+method "cram" runs the same walk with the autoregressive baseline (experiments/cramming.py): rows of layout
+"mem", judged on greedy-generation accuracy, since teacher forcing can hide a collapse of greedy decoding.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..cram import MEM_LAYOUT
 from ..fit import SHARES
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from . import THRESHOLD, Plan, Prefixes, Run, chunks_of, usable_lengths
+from .cramming import METHODS
 
 LENGTHS = (4, 5, 8, 11, 16, 22, 32, 45, 64, 90, 128, 181, 256, 362, 512, 724, 1024, 1448)
 
@@ -25,8 +30,16 @@ class CapacityConfig:
     layout: str = DEFAULT_LAYOUT
     share: str = "none"  # "m" (or "e"): all samples of one (length, seed) share that vector
     threshold: float = THRESHOLD  # token accuracy that counts as reconstructed
+    method: str = "onepass"  # "cram": the autoregressive baseline (layout "mem", judged on greedy accuracy)
+    num_mem: int = 1  # K [mem] vectors per text (method "cram" only)
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"CapacityConfig.method must be one of {METHODS}, got '{self.method}'")
+        if self.method == "cram":
+            if self.share != "none":
+                raise ValueError(f"CapacityConfig.share must be 'none' with method 'cram', got '{self.share}'")
+            object.__setattr__(self, "layout", MEM_LAYOUT)
         if not self.lengths or min(self.lengths) < 1:
             raise ValueError(f"CapacityConfig.lengths must be positive integers, got {self.lengths}")
         if not self.seeds:
@@ -35,7 +48,23 @@ class CapacityConfig:
             raise ValueError(f"CapacityConfig.share must be one of {SHARES}, got '{self.share}'")
         if not 0 < self.threshold <= 1:
             raise ValueError(f"CapacityConfig.threshold must lie in (0, 1], got {self.threshold}")
-        get_layout(self.layout)
+        if self.method == "onepass":
+            get_layout(self.layout)
+
+
+def score(row: dict) -> float:
+    """The accuracy a row is judged on: greedy generation's for cramming rows, the one-pass accuracy otherwise."""
+    gen = row.get("gen_accuracy")
+    return row["accuracy"] if gen is None else gen
+
+
+def lengths_for(run: Run, cfg: CapacityConfig) -> tuple[list[int], list[int]]:
+    """(grid lengths whose input fits the model's context, those that do not)."""
+    if cfg.method == "onepass":
+        return usable_lengths(run.lm, cfg.lengths, cfg.layout)
+    grid = sorted(set(cfg.lengths))
+    ok = [n for n in grid if cfg.num_mem + n - 1 <= run.lm.max_positions]
+    return ok, [n for n in grid if n not in ok]
 
 
 def sharing(share: str, group: int) -> str:
@@ -43,9 +72,9 @@ def sharing(share: str, group: int) -> str:
 
 
 def plan_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Plan:
-    lengths, dropped = usable_lengths(run.lm, cfg.lengths, cfg.layout)
+    lengths, dropped = lengths_for(run, cfg)
     plan = Plan(
-        f"capacity: {len(texts)} samples x {len(lengths)} lengths x {len(cfg.seeds)} seeds, "
+        f"capacity ({cfg.method}): {len(texts)} samples x {len(lengths)} lengths x {len(cfg.seeds)} seeds, "
         f"layout {cfg.layout}, share {cfg.share}, recipe {run.recipe_key}"
     )
     for n in lengths:
@@ -65,8 +94,9 @@ def plan_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Plan:
 
 
 def run_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> CapacitySummary:
-    """Walk up the grid; stop once a length is reconstructed by no (sample, seed). Stored rows are skipped."""
-    lengths, _ = usable_lengths(run.lm, cfg.lengths, cfg.layout)
+    """Walk up the grid; stop once a length is reconstructed by no (sample, seed). Stored rows are skipped.
+    With method "cram", `run` is a CramRun (experiments/cramming.py)."""
+    lengths, _ = lengths_for(run, cfg)
     for n in lengths:
         have = [t for t in texts if n in t.tokens]
         if not have:
@@ -78,7 +108,7 @@ def run_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Capaci
                 run.fit_texts(items)
             else:
                 run.fit_group(items, cfg.share, seed)
-        if not any(r["accuracy"] >= cfg.threshold for r in run.rows(length=n, layout=cfg.layout, sharing=share)):
+        if not any(score(r) >= cfg.threshold for r in run.rows(length=n, layout=cfg.layout, sharing=share)):
             break
     rows = [r for r in run.rows(layout=cfg.layout) if _kind(r["sharing"]) == cfg.share]
     keep = {t.sample for t in texts}
@@ -97,6 +127,7 @@ class SampleCapacity:
     capacity: int  # longest grid length reconstructed by any seed; 0 if none
     per_seed: dict[int, int]
     h_lm_bits: float | None  # H_LM of the prefix at `capacity`
+    h_lm_max: float | None = None  # the largest H_LM among the prefixes this sample reconstructed (Fig. 3)
 
 
 @dataclass
@@ -104,6 +135,7 @@ class CapacitySummary:
     threshold: float
     samples: list[SampleCapacity] = field(default_factory=list)
     by_length: dict[int, dict] = field(default_factory=dict)  # length -> accuracy stats
+    judged: str = "accuracy"  # one-pass token accuracy, or "greedy generation accuracy" (cramming rows)
 
     @property
     def mean(self) -> float:
@@ -126,46 +158,69 @@ class CapacitySummary:
 
     def render(self) -> str:
         t = f"{self.threshold:g}"
-        lines = [f"{'length':>7} {'acc(max over seeds)':>20} {'acc(mean)':>10} {'solved':>8} {'H_LM bits':>10}"]
+        lines = [
+            f"{'length':>7} {'acc(max over seeds)':>20} {'acc(mean)':>10} {'teacher-forced':>15} {'solved':>8} "
+            f"{'H_LM bits':>10} {'fit s':>7} {'decode tok/s':>13}"
+        ]
         for n, st in sorted(self.by_length.items()):
             h = "-" if st["h_lm"] is None else f"{st['h_lm']:.1f}"
-            lines.append(f"{n:>7} {st['best']:>20.4f} {st['mean']:>10.4f} {st['passed']:>8} {h:>10}")
+            tps = "-" if st["decode_tps"] is None else f"{st['decode_tps']:,.0f}"
+            lines.append(
+                f"{n:>7} {st['best']:>20.4f} {st['mean']:>10.4f} {st['tf_mean']:>15.4f} {st['passed']:>8} "
+                f"{h:>10} {st['fit_s']:>7.2f} {tps:>13}"
+            )
         for s in self.samples:
             h = "-" if s.h_lm_bits is None or not s.capacity else f"{s.h_lm_bits:.1f} bits"
             seeds = ", ".join(f"seed {k}: {v}" for k, v in sorted(s.per_seed.items()))
             lines.append(f"sample {s.sample} ({s.doc}@{s.offset}): capacity {s.capacity} tokens, H_LM {h} ({seeds})")
         h = "-" if self.h_lm_mean is None else f"{self.h_lm_mean:.1f} bits"
+        if self.judged != "accuracy":
+            lines.append(f"acc columns: {self.judged}; teacher-forced: the fitter's own accuracy")
         lines.append(
-            f"capacity (longest length at accuracy >= {t}; max over seeds, mean over {len(self.samples)} samples): "
+            f"capacity (longest length at {self.judged} >= {t}; max over seeds, "
+            f"mean over {len(self.samples)} samples): "
             f"{self.mean:.1f} +- {self.std:.1f} tokens; one seed: {self.seed_mean:.1f}; H_LM at capacity {h}"
         )
         return "\n".join(lines)
 
 
 def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary:
-    """Rows of one setting (model, source, layout, sharing kind, recipe) -> per-sample and mean capacity."""
+    """Rows of one setting (model, source, layout, sharing kind, recipe) -> per-sample and mean capacity.
+    Judged on score(): greedy generation for cramming rows."""
     out = CapacitySummary(threshold)
+    if any(r.get("gen_accuracy") is not None for r in rows):
+        out.judged = "greedy generation accuracy"
     per: dict[int, dict[int, int]] = defaultdict(dict)  # sample -> seed -> capacity
     h_at: dict[tuple[int, int], float | None] = {}
     prov: dict[int, tuple[str, int]] = {}
     acc: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))  # length -> sample -> accs
     h_len: dict[int, list[float]] = defaultdict(list)
+    by_n: dict[int, list[dict]] = defaultdict(list)
+    h_max: dict[int, float] = {}
     for r in rows:
         s, n = r["sample"], r["length"]
+        by_n[n].append(r)
         prov[s] = (r["doc"], r["offset"])
         h_at[(s, n)] = r["h_lm_bits"]
-        ok = r["accuracy"] >= threshold
+        ok = score(r) >= threshold
         per[s][r["seed"]] = max(per[s].get(r["seed"], 0), n if ok else 0)
-        acc[n][s].append(r["accuracy"])
+        acc[n][s].append(score(r))
         if r["h_lm_bits"] is not None:
             h_len[n].append(r["h_lm_bits"])
+            if ok:
+                h_max[s] = max(h_max.get(s, 0.0), r["h_lm_bits"])
     for s in sorted(per):
         cap = max(per[s].values())
-        out.samples.append(SampleCapacity(s, *prov[s], cap, dict(per[s]), h_at.get((s, cap))))
+        out.samples.append(SampleCapacity(s, *prov[s], cap, dict(per[s]), h_at.get((s, cap)), h_max.get(s)))
     for n in sorted(acc):
         best = [max(v) for v in acc[n].values()]
         every = [a for v in acc[n].values() for a in v]
+        files = {r["proto_path"]: r for r in by_n[n] if r["decode_seconds"]}  # one decode per file
+        secs = sum(r["decode_seconds"] for r in files.values())
         out.by_length[n] = {
+            "tf_mean": statistics.fmean(r["accuracy"] for r in by_n[n]),
+            "fit_s": statistics.fmean(r["fit_seconds"] for r in by_n[n]),
+            "decode_tps": sum(r["decode_tokens"] for r in files.values()) / secs if secs else None,
             "best": statistics.fmean(best),
             "mean": statistics.fmean(every),
             "std": statistics.pstdev(every) if len(every) > 1 else 0.0,

@@ -1,0 +1,85 @@
+"""One-pass decode vs greedy autoregressive decoding of the same number of tokens, same model, one run.
+
+One pass: prototok's decode path (embed [e, m, ...], backbone, LM head, argmax) at each (N, batch).
+Autoregressive: HF `generate` with a KV cache from one input embedding (the cramming baseline's decode),
+greedy, exactly N new tokens. Timing uses random vectors: the cost does not depend on their values.
+
+    python bench/decode_speed.py                                   # CPU: N = 64 128 256, batch 1 and 8
+    python bench/decode_speed.py --device cuda --batches 1 64       # GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+
+from prototok.layouts import batch_indices, get_layout
+from prototok.models import load_model
+from prototok.onepass import predict
+
+
+def timed(fn, device: torch.device, repeats: int) -> float:
+    """Median seconds of fn() after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # kernels are async: wait before reading the clock
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--generate-repeats", type=int, default=1)
+    ap.add_argument("--out", default=None, help="also write the JSON lines here (atomically)")
+    args = ap.parse_args()
+    lm = load_model(args.model, args.device)
+    d, dev, lay = lm.hidden_size, lm.device, get_layout("e m^(N-1)")
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for n in args.lengths:
+        mem = torch.randn(1, 1, d, generator=g).to(dev)
+
+        def generate(mem=mem, n=n) -> None:
+            with torch.no_grad(), torch.autocast(dev.type, lm.autocast_dtype or torch.float32,
+                                                 enabled=lm.autocast_dtype is not None):
+                lm.model.generate(inputs_embeds=mem, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                                  pad_token_id=0)
+
+        ar = timed(generate, dev, args.generate_repeats)
+        for b in args.batches:
+            slots, targets = batch_indices(lay, [[0] * n] * b)
+            slots, targets = slots.to(dev), targets.to(dev)
+            e, m = torch.randn(b, d, generator=g).to(dev), torch.randn(b, d, generator=g).to(dev)
+            one = timed(lambda e=e, m=m, s=slots, t=targets: predict(lm, e, m, s, t), dev, args.repeats)
+            row = {
+                "n_tokens": n, "batch": b, "device": str(dev), "one_pass_ms": round(one * 1e3, 2),
+                "one_pass_tokens_per_s": round(n * b / one, 1), "generate_ms": round(ar * 1e3, 1),
+                "generate_tokens_per_s": round(n / ar, 1),
+                "speedup_tokens_per_s": round((n * b / one) / (n / ar), 1),
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    if args.out:
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        os.replace(tmp, args.out)
+
+
+if __name__ == "__main__":
+    main()

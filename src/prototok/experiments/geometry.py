@@ -1,0 +1,305 @@
+"""Geometry of the solutions (arXiv 2505.21189, Figs. 6 and 7) as a resumable experiment.
+
+Several seeds per text are fitted through Run.fit_texts (rows of experiment "geometry" in the `runs` table,
+with their proto-token files), then three measurements go in a second table, `geometry`, one JSON value per
+keyed row, committed as they finish and skipped when present:
+  kind "distance": cosine distance of every pair of solutions [e; m] (and of e and m alone), with its group:
+                   same-text, same-context (two continuations of one generated context), different-context;
+  kind "path":     token accuracy along the straight line and along a trained quadratic Bezier curve between
+                   two solutions of one text, and the curve's length over the line's (Fig. 7);
+  kind "vector":   norms of e and m and their nearest vocabulary tokens (cosine), beside the table's norms.
+Same-context groups come from `generated:SOURCE` with --continuations j: j sampled continuations of each of
+--contexts contexts; sample i is continuation i % j of context i // j.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..data import GEN_CONTEXT_TOKENS, Sample, _after_first_sentence, load_samples, tokenize
+from ..errors import PrototokError
+from ..geometry import PAIR_KINDS, connect, cosine_distances, nearest_tokens, table_norms
+from ..layouts import DEFAULT_LAYOUT, get_layout
+from ..protofile import ProtoTokens
+from . import THRESHOLD, Plan, Prefixes, Run, chunks_of, usable_lengths
+
+GEO_KEY = ("model", "source", "recipe", "layout", "length", "kind", "item", "params")
+_CREATE = (
+    "CREATE TABLE IF NOT EXISTS geometry (id INTEGER PRIMARY KEY, model TEXT NOT NULL, source TEXT NOT NULL, "
+    "recipe TEXT NOT NULL, layout TEXT NOT NULL, length INTEGER NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL, "
+    "params TEXT NOT NULL, model_fingerprint TEXT, value TEXT, created REAL, "
+    f"UNIQUE ({', '.join(GEO_KEY)}))"
+)
+_INSERT = (
+    f"INSERT INTO geometry ({', '.join(GEO_KEY)}, model_fingerprint, value, created) "
+    f"VALUES ({', '.join('?' for _ in GEO_KEY)}, ?, ?, ?) ON CONFLICT ({', '.join(GEO_KEY)}) DO NOTHING"
+)
+
+
+@dataclass(frozen=True)
+class GeometryConfig:
+    length: int = 32  # tokens per text
+    seeds: tuple[int, ...] = (0, 1, 2)  # one solution per seed and text
+    layout: str = DEFAULT_LAYOUT
+    continuations: int = 1  # texts per context (generated:SOURCE only); sample i has context i // continuations
+    pairs: int = 1  # same-text pairs connected per text: (seeds[0], seeds[1]), (seeds[1], seeds[2]), ...
+    points: int = 11  # taus at which the line and the curve are scored
+    bezier_steps: int = 200
+    bezier_lr: float = 0.01  # relative: see geometry.fit_bezier
+    nearest: int = 3  # vocabulary tokens listed per vector
+
+    def __post_init__(self) -> None:
+        if self.length < 1:
+            raise ValueError(f"GeometryConfig.length must be >= 1, got {self.length}")
+        if not self.seeds:
+            raise ValueError("GeometryConfig.seeds must name at least one seed")
+        if min(self.continuations, self.points, self.nearest) < 1 or min(self.pairs, self.bezier_steps) < 0:
+            raise ValueError(f"GeometryConfig: counts must be positive, got {self}")
+        get_layout(self.layout)
+
+    @property
+    def path_params(self) -> str:
+        return f"points={self.points},steps={self.bezier_steps},lr={self.bezier_lr}"
+
+
+# ---------------------------------------------------------------- the geometry table
+
+
+def add_rows(store, rows: list[tuple]) -> int:
+    """rows: (model, source, recipe, layout, length, kind, item, params, fingerprint, value dict). New ones only."""
+    store.db.execute(_CREATE)
+    now = time.time()
+    store.db.execute("BEGIN IMMEDIATE")
+    try:
+        before = store.db.total_changes
+        store.db.executemany(_INSERT, [(*r[:-1], json.dumps(r[-1], sort_keys=True), now) for r in rows])
+        store.db.execute("COMMIT")
+    except BaseException:
+        store.db.execute("ROLLBACK")
+        raise
+    return store.db.total_changes - before
+
+
+def geometry_rows(store, **where) -> list[dict]:
+    """Rows of the geometry table (value parsed), [] when the database has none."""
+    if not store.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='geometry'").fetchone():
+        return []
+    bad = set(where) - set(GEO_KEY)
+    if bad:
+        raise ValueError(f"unknown geometry column(s) {sorted(bad)}; key columns: {', '.join(GEO_KEY)}")
+    clause = " AND ".join(f"{k} = ?" for k in where)
+    sql = "SELECT * FROM geometry" + (f" WHERE {clause}" if clause else "") + " ORDER BY id"
+    out = []
+    for r in store.db.execute(sql, tuple(where.values())):
+        d = dict(r)
+        d["value"] = json.loads(d["value"])
+        out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------- same-context texts
+
+
+def continuation_samples(lm, inner: str, contexts: int, per_context: int, length: int, data_seed: int = 0):
+    """(source key, samples): `per_context` sampled continuations (temperature 1, EOS suppressed) of each of
+    `contexts` contexts drawn from `inner`, as data.generated_samples but several per context. Each context has
+    its own torch stream, so adding contexts keeps the earlier texts."""
+    tok, model = lm.tokenizer, lm.model
+    ctx_len = min(GEN_CONTEXT_TOKENS, lm.max_positions // 4)
+    ctxs = load_samples(inner, contexts, seed=data_seed, min_chars=ctx_len * 8)
+    eos = tok.eos_token_id if tok.eos_token_id is not None else model.generation_config.eos_token_id
+    eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0)
+    new = min(lm.max_positions - ctx_len, 2 * length + 48)  # room for the first-sentence cut
+    out = []
+    for ci, ctx in enumerate(ctxs):
+        ids = torch.tensor([tokenize(tok, ctx.text)[:ctx_len]], device=lm.device)  # (1, T)
+        devices = [lm.device] if lm.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed((data_seed * 1_000_003 + ci) * 7919 + per_context)
+            with torch.autocast(lm.device.type, dtype=lm.autocast_dtype, enabled=lm.autocast_dtype is not None):
+                gen = model.generate(
+                    ids,
+                    attention_mask=torch.ones_like(ids),
+                    do_sample=True,
+                    temperature=1.0,
+                    top_k=0,
+                    top_p=1.0,
+                    max_new_tokens=new,
+                    min_new_tokens=new,
+                    num_return_sequences=per_context,
+                    suppress_tokens=eos or None,
+                    pad_token_id=pad,
+                )
+        for row in gen[:, ids.shape[1] :].tolist():
+            text = _after_first_sentence(tok.decode(row, skip_special_tokens=True))
+            out.append(Sample(f"generated:{ctx.source}", ctx.doc, ctx.offset, text))
+    extra = f",seed={data_seed}" if data_seed else ""
+    return f"generated:{ctxs[0].source}@continuations={per_context}{extra}", out
+
+
+# ---------------------------------------------------------------- the experiment
+
+
+def _name(sample: int, seed: int) -> str:
+    return f"s{sample}/seed{seed}"
+
+
+def plan_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Plan:
+    plan = Plan(
+        f"geometry: {len(texts)} texts x {len(cfg.seeds)} seeds at length {cfg.length}, layout {cfg.layout}, "
+        f"recipe {run.recipe_key}; Bezier fits: up to {cfg.pairs} per text, {cfg.bezier_steps} steps each"
+    )
+    ok, dropped = usable_lengths(run.lm, [cfg.length], cfg.layout)
+    if dropped:
+        plan.notes.append(f"length {cfg.length} does not fit the model's context ({run.lm.max_positions})")
+    have = [t for t in texts if cfg.length in t.tokens]
+    for seed in cfg.seeds:
+        todo = run.todo([t.item(cfg.length, seed, cfg.layout) for t in have]) if ok else []
+        plan.done += len(have) - len(todo)
+        plan.calls += [(cfg.layout, cfg.length, k, k) for k in chunks_of(len(todo), run.batch_size)]
+    if len(have) < len(texts):
+        plan.notes.append(f"{len(texts) - len(have)} texts are shorter than {cfg.length} tokens; skipped")
+    return plan
+
+
+@dataclass
+class GeometrySummary:
+    distances: dict[str, list[float]]  # group -> distances of [e; m]
+    paths: list[dict]
+    vectors: list[dict]
+    table_norm: tuple[float, float]
+
+    def render(self) -> str:
+        head = f"{'group':>18} {'pairs':>6} {'mean':>8} {'std':>8} {'min':>8} {'max':>8}"
+        lines = [head + "   (cosine distance of [e; m])"]
+        for kind, v in self.distances.items():
+            if v:
+                sd = statistics.pstdev(v) if len(v) > 1 else 0.0
+                mean = statistics.fmean(v)
+                lines.append(f"{kind:>18} {len(v):>6} {mean:>8.4f} {sd:>8.4f} {min(v):>8.4f} {max(v):>8.4f}")
+        for p in self.paths:
+            v = p["value"]
+            lines.append(
+                f"path {p['item']}: min accuracy line {min(v['line_accuracy']):.3f}, Bezier "
+                f"{min(v['curve_accuracy']):.3f}; curve/line length {v['length_ratio']:.3f}; "
+                f"endpoint distance {v['cosine_distance']:.4f}"
+            )
+        if self.vectors:
+            vs = [r["value"] for r in self.vectors]
+            e_norm, m_norm = (statistics.fmean(v[k] for v in vs) for k in ("e_norm", "m_norm"))
+            lines.append(
+                f"|e| {e_norm:.2f}, |m| {m_norm:.2f}"
+                f" (vocabulary embeddings: {self.table_norm[0]:.2f} +- {self.table_norm[1]:.2f})"
+            )
+            for r in self.vectors[:4]:
+                v = r["value"]
+                lines.append(f"  {r['item']}: e ~ {v['e_nearest']}, m ~ {v['m_nearest']}")
+        return "\n".join(lines)
+
+
+def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> GeometrySummary:
+    """Fit every (text, seed), then store distances, vector reports and the line/Bezier paths not yet stored."""
+    lm, n = run.lm, cfg.length
+    if usable_lengths(lm, [n], cfg.layout)[1]:
+        raise PrototokError(f"length {n} does not fit the model's context ({lm.max_positions}) with {cfg.layout}")
+    have = [t for t in texts if n in t.tokens]
+    if not have:
+        raise PrototokError(f"no text has {n} tokens")
+    for seed in cfg.seeds:
+        run.fit_texts([t.item(n, seed, cfg.layout) for t in have])
+    keep = {t.sample for t in have}
+    rows = [r for r in run.rows(length=n, layout=cfg.layout, sharing="none") if r["sample"] in keep]
+    rows = sorted((r for r in rows if r["seed"] in cfg.seeds), key=lambda r: (r["sample"], r["seed"]))
+    files: dict[str, ProtoTokens] = {}
+    es, ms = [], []
+    for r in rows:
+        proto = files.get(r["proto_path"]) or ProtoTokens.load(run.store.path.parent / r["proto_path"])
+        files[r["proto_path"]] = proto
+        j = r["proto_index"]
+        es.append(proto.e[j].reshape(-1).float())
+        ms.append(proto.m[j if proto.m.shape[0] > 1 else 0].reshape(-1).float())
+    e, m = torch.stack(es), torch.stack(ms)  # (S, d) each
+    base = (run.model, run.source, run.recipe_key, cfg.layout, n)
+    names = [_name(r["sample"], r["seed"]) for r in rows]
+    text_ids = [r["sample"] for r in rows]
+    contexts = [r["sample"] // cfg.continuations for r in rows]
+
+    # Fig. 6: every pair, in float64 (geometry.cosine_distances)
+    d_all, d_e, d_m = (cosine_distances(x) for x in (torch.cat([e, m], 1), e, m))
+    dist_rows, groups = [], {k: [] for k in PAIR_KINDS}
+    for a in range(len(rows)):
+        for b in range(a + 1, len(rows)):
+            kind = (
+                "same-text"
+                if text_ids[a] == text_ids[b]
+                else ("same-context" if contexts[a] == contexts[b] else "different-context")
+            )
+            groups[kind].append(float(d_all[a, b]))
+            value = {"group": kind, "distance": float(d_all[a, b]), "e": float(d_e[a, b]), "m": float(d_m[a, b])}
+            dist_rows.append((*base, "distance", f"{names[a]}|{names[b]}", "", lm.fingerprint, value))
+    add_rows(run.store, dist_rows)
+
+    # norms and nearest tokens
+    t_mean, t_std = table_norms(lm)
+    vec_rows = []
+    for name, x in (("e", e), ("m", m)):
+        cos, ids = nearest_tokens(lm, x, cfg.nearest)
+        for i, r in enumerate(rows):
+            if name == "e":
+                vec_rows.append({"accuracy": r["accuracy"], "table_norm": [t_mean, t_std]})
+            vec_rows[i] |= {
+                f"{name}_norm": float(x[i].norm()),
+                f"{name}_nearest": lm.tokenizer.convert_ids_to_tokens(ids[i].tolist()),
+                f"{name}_cos": [round(c, 4) for c in cos[i].tolist()],
+            }
+    add_rows(run.store, [(*base, "vector", names[i], "", lm.fingerprint, v) for i, v in enumerate(vec_rows)])
+
+    # Fig. 7: line vs Bezier between two solutions of one text, the expensive part: one commit per path
+    stored = {r["item"] for r in geometry_rows(run.store, model=run.model, source=run.source, kind="path")}
+    index = {(r["sample"], r["seed"]): i for i, r in enumerate(rows)}
+    tokens = {t.sample: t.tokens[n] for t in have}
+    for t in have:
+        seeds = [s for s in cfg.seeds if (t.sample, s) in index]
+        for s0, s1 in list(zip(seeds, seeds[1:]))[: cfg.pairs]:
+            item = f"s{t.sample}/seed{s0}-seed{s1}"
+            if item in stored:
+                continue
+            i0, i1 = index[(t.sample, s0)], index[(t.sample, s1)]
+            c = connect(
+                lm,
+                tokens[t.sample],
+                torch.cat([e[i0], m[i0]]),
+                torch.cat([e[i1], m[i1]]),
+                points=cfg.points,
+                layout=cfg.layout,
+                steps=cfg.bezier_steps,
+                lr=cfg.bezier_lr,
+                seed=s0,
+            )
+            value = {
+                "taus": c.taus,
+                "line_accuracy": c.line_accuracy,
+                "curve_accuracy": c.curve_accuracy,
+                "line_loss": c.line_loss,
+                "curve_loss": c.curve_loss,
+                "length_ratio": c.length_ratio,
+                "cosine_distance": c.cosine_distance,
+                "endpoints_solved": bool(rows[i0]["accuracy"] >= THRESHOLD and rows[i1]["accuracy"] >= THRESHOLD),
+                "bezier_seconds": c.bezier.seconds,
+                "bezier_final_loss": c.bezier.losses[-1] if c.bezier.losses else None,
+            }
+            add_rows(run.store, [(*base, "path", item, cfg.path_params, lm.fingerprint, value)])
+    paths = [
+        r
+        for r in geometry_rows(run.store, model=run.model, source=run.source, recipe=run.recipe_key, length=n)
+        if r["kind"] == "path" and r["params"] == cfg.path_params and r["layout"] == cfg.layout
+    ]
+    paths = [p for p in paths if int(p["item"].split("/")[0][1:]) in keep]
+    vectors = [{"item": names[i], "value": v} for i, v in enumerate(vec_rows)]
+    return GeometrySummary(groups, paths, vectors, (t_mean, t_std))
