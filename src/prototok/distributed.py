@@ -157,4 +157,3 @@ class RankStore(Store):
 
     def count(self) -> int:
         return len(self.rows())
-
