@@ -55,10 +55,13 @@ def main() -> None:
         mem = torch.randn(1, 1, d, generator=g).to(dev)
 
         def generate(mem=mem, n=n) -> None:
-            with torch.no_grad(), torch.autocast(dev.type, lm.autocast_dtype or torch.float32,
-                                                 enabled=lm.autocast_dtype is not None):
-                lm.model.generate(inputs_embeds=mem, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                                  pad_token_id=0)
+            with (
+                torch.no_grad(),
+                torch.autocast(dev.type, lm.autocast_dtype or torch.float32, enabled=lm.autocast_dtype is not None),
+            ):
+                lm.model.generate(
+                    inputs_embeds=mem, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0
+                )
 
         ar = timed(generate, dev, args.generate_repeats)
         for b in args.batches:
@@ -67,8 +70,12 @@ def main() -> None:
             e, m = torch.randn(b, d, generator=g).to(dev), torch.randn(b, d, generator=g).to(dev)
             one = timed(lambda e=e, m=m, s=slots, t=targets: predict(lm, e, m, s, t), dev, args.repeats)
             row = {
-                "n_tokens": n, "batch": b, "device": str(dev), "one_pass_ms": round(one * 1e3, 2),
-                "one_pass_tokens_per_s": round(n * b / one, 1), "generate_ms": round(ar * 1e3, 1),
+                "n_tokens": n,
+                "batch": b,
+                "device": str(dev),
+                "one_pass_ms": round(one * 1e3, 2),
+                "one_pass_tokens_per_s": round(n * b / one, 1),
+                "generate_ms": round(ar * 1e3, 1),
                 "generate_tokens_per_s": round(n / ar, 1),
                 "speedup_tokens_per_s": round((n * b / one) / (n / ar), 1),
             }

@@ -75,7 +75,7 @@ def run(lm, toks, recipe, batch_size: int, name: str, n: int) -> dict:
     res = fit(lm, toks, recipe=recipe, batch_size=batch_size, progress=count)
     wall = time.perf_counter() - t0
     solved = [r.steps for r in res if r.solved]
-    text_steps = sum(r.steps + 1 for r in res)
+    text_steps = sum(r.steps_run for r in res)  # per-text passes: the work, whatever the batch size
     row = {
         "config": name,
         "n_tokens": n,

@@ -224,3 +224,9 @@ def test_init_ids_and_on_result(tiny):
     (second,) = fit(tiny, lists[1:], recipe=rec, init_ids=[1])
     assert torch.allclose(both[1].e, second.e, atol=1e-4) and both[1].steps == second.steps
     assert sorted(r.index for r in streamed) == [0, 1]
+
+
+def test_steps_run_counts_every_pass_of_a_text(tiny):
+    rec = get_recipe("paper", lr=0.1, max_steps=7)
+    (r,) = fit(tiny, [ids(tiny, "the river flowed past old mill children played near water")], recipe=rec)
+    assert r.steps_run == 8 and r.steps <= 7  # 8 forwards: steps 0..7; the kept one may be earlier

@@ -101,8 +101,12 @@ def _read_texts(text: str | None, files: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="share m (or e) across all the texts",
 )
-@click.option("--compile", "compile_", is_flag=True,
-              help="fixed-shape steps through torch.compile (CUDA graphs on GPU); pays off on long runs")
+@click.option(
+    "--compile",
+    "compile_",
+    is_flag=True,
+    help="fixed-shape steps through torch.compile (CUDA graphs on GPU); pays off on long runs",
+)
 @click.option("--encoder", type=click.Path(), default=None, help="a trained encoder checkpoint (no optimisation)")
 @click.option("--refine", type=int, default=0, show_default=True, help="with --encoder: optimiser steps from it")
 @click.option("--min-accuracy", type=float, default=1.0, show_default=True, help="exit 1 below this accuracy")

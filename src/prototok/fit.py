@@ -37,6 +37,7 @@ class FitResult:
     loss: float  # cross-entropy (nats/token) of the kept solution
     seconds: float  # wall time the text spent in the fitter
     solved: bool
+    steps_run: int = 0  # forward+backward passes the text took part in (the work it cost)
 
 
 @dataclass
@@ -207,7 +208,8 @@ def _fit_queue(
     def finish(s: int) -> None:
         acc, _, st, e, m, loss = best[s]
         i = text[s]
-        results[i] = FitResult(i, token_lists[i], e, m, acc, st, loss, time.perf_counter() - started[s], acc >= 1.0)
+        secs = time.perf_counter() - started[s]
+        results[i] = FitResult(i, token_lists[i], e, m, acc, st, loss, secs, acc >= 1.0, steps[s] + 1)
         text[s] = None
         if on_result:
             on_result(results[i])
@@ -335,6 +337,7 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
             loss[k].item(),
             secs,
             bool(correct[k] == len(texts[k])),
+            step + 1,
         )
         for k, i in enumerate(mine)
     ]
