@@ -26,6 +26,7 @@ def encode(
     store_text: bool = False,
     device: str | None = None,
     progress: Callable[[Progress], None] | None = None,
+    compile: bool = False,
 ) -> ProtoTokens:
     """Fit proto-tokens from which the frozen model writes each text in one forward pass."""
     lm = model if isinstance(model, LoadedModel) else load_model(model, device)
@@ -35,7 +36,15 @@ def encode(
     extra = 1 if lay.first_target else 0  # e m^N needs one position more than the text has tokens
     token_lists = [tokenize(lm.tokenizer, t, lm.max_positions - extra) for t in texts]
     results = fit(
-        lm, token_lists, layout=lay, recipe=rec, seed=seed, share=share, batch_size=batch_size, progress=progress
+        lm,
+        token_lists,
+        layout=lay,
+        recipe=rec,
+        seed=seed,
+        share=share,
+        batch_size=batch_size,
+        progress=progress,
+        compile=compile,
     )
     e = torch.stack([r.e for r in results])
     m = torch.stack([r.m for r in results])
