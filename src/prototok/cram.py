@@ -29,7 +29,6 @@ from .models import LoadedModel
 from .onepass import embed_scale, hidden_states, token_scores
 from .protofile import ProtoTokens
 from .recipes import Recipe
-from .tokens import text_sha256
 
 MEM_LAYOUT = "mem"  # the proto-token file layout of cramming results: e holds (T, K, d), m is empty (1, 0)
 
@@ -284,18 +283,16 @@ def to_proto(
     cfg = config or CramConfig()
     if len(texts) != len(results):
         raise ValueError(f"{len(results)} results but {len(texts)} texts")
-    return ProtoTokens(
+    return ProtoTokens.for_model(
+        lm,
+        texts,
+        store_text=store_text,
         e=torch.stack([r.mem for r in results]),
         m=torch.zeros(1, 0),
         layout=MEM_LAYOUT,
         lengths=[len(r.tokens) for r in results],
-        model=lm.name,
-        model_fingerprint=lm.fingerprint,
-        tokenizer_fingerprint=lm.tokenizer_fingerprint,
         accuracy=[r.accuracy for r in results],
         steps=[r.steps for r in results],
-        text_sha256=[text_sha256(t) for t in texts],
-        texts=texts if store_text else None,
         recipe="cram",
         seed=seed,
         extra={

@@ -11,7 +11,7 @@ from .layouts import DEFAULT_LAYOUT, get_layout
 from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .protofile import ProtoTokens
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from .tokens import text_sha256, tokenize
+from .tokens import tokenize
 
 
 def encode(
@@ -50,18 +50,16 @@ def encode(
     m = torch.stack([r.m for r in results])
     if share == "m":
         m = m[:1]
-    return ProtoTokens(
+    return ProtoTokens.for_model(
+        lm,
+        texts,
+        store_text=store_text,
         e=e,
         m=m,
         layout=lay.name,
         lengths=[len(t) for t in token_lists],
-        model=lm.name,
-        model_fingerprint=lm.fingerprint,
-        tokenizer_fingerprint=lm.tokenizer_fingerprint,
         accuracy=[r.accuracy for r in results],
         steps=[r.steps for r in results],
-        text_sha256=[text_sha256(t) for t in texts],
-        texts=texts if store_text else None,
         recipe=rec.name,
         seed=seed,
         extra={"loss": [r.loss for r in results], "seconds": [r.seconds for r in results], "share": share},

@@ -29,7 +29,7 @@ from .models import LoadedModel
 from .onepass import embed_inputs, hidden_states, token_scores
 from .protofile import ProtoTokens
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from .tokens import text_sha256, tokenize
+from .tokens import tokenize
 
 WEIGHTS, CONFIG = "encoder.safetensors", "encoder.json"
 FORMAT_VERSION = 1
@@ -328,17 +328,15 @@ def amortised_encode(
         extra |= {"loss": loss0, "seconds": [0.0] * len(texts)}
         if not cfg.predict_m:
             m = m[:1]  # one shared m: store it once
-    return ProtoTokens(
+    return ProtoTokens.for_model(
+        lm,
+        texts,
         e=e,
         m=m,
         layout=lay.name,
         lengths=[len(t) for t in token_lists],
-        model=lm.name,
-        model_fingerprint=lm.fingerprint,
-        tokenizer_fingerprint=lm.tokenizer_fingerprint,
         accuracy=acc,
         steps=steps,
-        text_sha256=[text_sha256(t) for t in texts],
         recipe=f"encoder+{rec.name}" if refine_steps else "encoder",
         seed=seed,
         extra=extra | {"share": "none"},

@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import PrototokError
+from .tokens import text_sha256
 
 FORMAT_VERSION = 1
 
@@ -40,6 +41,18 @@ class ProtoTokens:
     recipe: str = ""
     seed: int = 0
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_model(cls, lm, texts: list[str], *, store_text: bool = False, **fields) -> ProtoTokens:
+        """Ties new vectors to what they were made for: the model's name and fingerprints, the texts' sha256."""
+        return cls(
+            model=lm.name,
+            model_fingerprint=lm.fingerprint,
+            tokenizer_fingerprint=lm.tokenizer_fingerprint,
+            text_sha256=[text_sha256(t) for t in texts],
+            texts=list(texts) if store_text else None,
+            **fields,
+        )
 
     def __len__(self) -> int:
         return len(self.lengths)
