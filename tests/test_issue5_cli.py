@@ -132,3 +132,14 @@ def test_bad_geometry_input_and_help(docs, tmp_path):
     for cmd in (["geometry"], ["capacity"]):
         assert cli(*cmd, "--help").exit_code == 0
     assert "--method" in cli("capacity", "--help").output
+
+
+def test_geometry_refuses_torchrun_until_its_table_is_merged(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from prototok.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    r = CliRunner().invoke(main, ["geometry", "--data", "wiki", "--length", "4", "--db", str(tmp_path / "g.db")])
+    assert r.exit_code == 2 and "does not run under torchrun" in r.output
+    assert not (tmp_path / "g.db").exists()
