@@ -264,13 +264,23 @@ class Run:
             seed=items[0].seed,
             extra={"share": share, "keys": [list(self.key(it)) for it in items]},
         )
+        rel = self._save_file(items, proto)
+        decoded, seconds = timed_decode(lm, proto)
+        batch = min(self.batch_size, len(items)) if share == "none" else group or len(items)
+        return self._store_rows(items, results, proto, rel, decoded, seconds, batch)
+
+    def _save_file(self, items: list[Item], proto: ProtoTokens) -> str:
+        """The chunk's proto-token file, named by its keys; written before the rows: a row never points at nothing."""
         digest = hashlib.sha256(repr([self.key(it) for it in items]).encode()).hexdigest()[:20]
         rel = f"{self.store.proto_dir.name}/{self.experiment}/{digest}.safetensors"
-        proto.save(self.store.path.parent / rel)  # written before the rows: a row never points at nothing
-        decoded, seconds = timed_decode(lm, proto)
+        proto.save(self.store.path.parent / rel)
+        return rel
+
+    def _store_rows(self, items, results, proto, rel, decoded, seconds, batch_size, **columns) -> list[Row]:
+        """One committed row per text; `columns` holds per-method extras as lists aligned with items."""
         from .. import __version__
 
-        rows = []
+        lm, rows = self.lm, []
         for j, (it, r) in enumerate(zip(items, results)):
             ok = sum(a == b for a, b in zip(decoded[j], it.tokens))
             rows.append(
@@ -288,7 +298,7 @@ class Run:
                     h_lm_bits=it.h_lm,
                     h_lm_context=it.h_lm_context,
                     fit_seconds=r.seconds,
-                    batch_size=min(self.batch_size, len(items)) if share == "none" else group or len(items),
+                    batch_size=batch_size,
                     device=str(lm.device),
                     decode_seconds=seconds,
                     decode_tokens=sum(proto.lengths),
@@ -296,6 +306,7 @@ class Run:
                     proto_path=rel,
                     proto_index=j,
                     version=__version__,
+                    **{k: v[j] for k, v in columns.items()},
                 )
             )
         self.store.add(rows)

@@ -9,7 +9,6 @@ capacity is judged on. decode_seconds times a greedy generation of the whole fil
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field, fields
 
@@ -71,7 +70,6 @@ class CramRun(Run):
         raise PrototokError("cramming has no shared vectors: use --share none with --method cram")
 
     def _commit_mem(self, items: list[Item], results) -> list[Row]:
-        from .. import __version__
 
         lm = self.lm
         proto = ProtoTokens(
@@ -94,41 +92,9 @@ class CramRun(Run):
                 "keys": [list(self.key(it)) for it in items],
             },
         )
-        digest = hashlib.sha256(repr([self.key(it) for it in items]).encode()).hexdigest()[:20]
-        rel = f"{self.store.proto_dir.name}/{self.experiment}/{digest}.safetensors"
-        proto.save(self.store.path.parent / rel)  # written before the rows: a row never points at nothing
+        rel = self._save_file(items, proto)
         generated, seconds = timed_generate(self, proto)
-        rows = []
-        for j, (it, r) in enumerate(zip(items, results)):
-            ok = sum(a == b for a, b in zip(generated[j], it.tokens))
-            rows.append(
-                Row(
-                    *self.key(it),
-                    model_fingerprint=lm.fingerprint,
-                    tokenizer_fingerprint=lm.tokenizer_fingerprint,
-                    doc=it.doc,
-                    offset=it.offset,
-                    tokens_sha256=tokens_sha256(it.tokens),
-                    accuracy=r.accuracy,
-                    solved=int(r.solved),
-                    steps=r.steps,
-                    loss=r.loss,
-                    h_lm_bits=it.h_lm,
-                    h_lm_context=it.h_lm_context,
-                    fit_seconds=r.seconds,
-                    batch_size=min(self.batch_size, len(items)),
-                    device=str(lm.device),
-                    decode_seconds=seconds,
-                    decode_tokens=sum(proto.lengths),
-                    decode_accuracy=ok / len(it.tokens),
-                    proto_path=rel,
-                    proto_index=j,
-                    version=__version__,
-                    gen_accuracy=r.gen_accuracy,
-                )
-            )
-        self.store.add(rows)
-        self.done_keys().update(self.key(it) for it in items)
-        if self.on_commit:
-            self.on_commit(rows)
-        return rows
+        gen = [r.gen_accuracy for r in results]
+        return self._store_rows(
+            items, results, proto, rel, generated, seconds, min(self.batch_size, len(items)), gen_accuracy=gen
+        )
