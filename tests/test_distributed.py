@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from prototok.cli import main
 from prototok.distributed import merge_rank_stores, rank_path, rank_paths, shard
+from prototok.experiments.geometry import GEO_KEY, add_rows, geometry_rows
 from prototok.fit import fit
 from prototok.recipes import get_recipe
 from prototok.store import KEY, Row, Store
@@ -183,6 +184,36 @@ def test_a_killed_rank_loses_nothing_and_the_rerun_duplicates_nothing(tiny_dir, 
     assert rank_paths(db) == []
 
 
+GEOMETRY = ["--samples", "4", "--length", "4", "--seeds", "2", "--bezier-steps", "5", "--points", "3"]
+
+
+def test_geometry_over_two_ranks_stores_what_one_process_stores(tiny_dir, docs, tmp_path):
+    """Fits dealt by turn, the 4 Bezier paths dealt 2 + 2, every rank's measurements merged into the main
+    database: the same geometry table as one process, with each path in it once."""
+    tables = {}
+    for name, launch in (("one", None), ("two", torchrun)):
+        db = tmp_path / name / "g.db"
+        argv = [*args(["geometry"], tiny_dir, docs, db, GEOMETRY)]
+        if launch is None:
+            r = CliRunner().invoke(main, argv)
+            assert r.exit_code == 0, r.output
+        else:
+            out = finished(launch(argv))
+            assert out.count("results in") == 1 and out.count("path s") == 4  # rank 0's summary has all four
+        assert rank_paths(db) == []
+        with Store(db) as st:
+            tables[name] = {tuple(r[k] for k in GEO_KEY): r["value"] for r in geometry_rows(st)}
+    one, two = tables["one"], tables["two"]
+    assert one.keys() == two.keys()
+    assert sum(k[5] == "path" for k in one) == 4
+    for k, v in one.items():
+        if k[5] == "path":
+            assert v["line_accuracy"] == two[k]["line_accuracy"] and v["curve_accuracy"] == two[k]["curve_accuracy"]
+            assert two[k]["curve_loss"] == pytest.approx(v["curve_loss"], rel=1e-4)
+        elif k[5] == "distance":
+            assert two[k]["distance"] == pytest.approx(v["distance"], abs=1e-5)
+
+
 def test_shard_and_merge(tmp_path):
     parts = [shard(7, r, 3, start=2) for r in range(3)]
     assert sorted(sum(parts, [])) == list(range(7)) and parts[1] == [2, 5]  # (2 + i) % 3 == 1
@@ -197,3 +228,12 @@ def test_shard_and_merge(tmp_path):
     assert merge_rank_stores(db) == 0
     with Store(db) as st:
         assert sorted(r["sample"] for r in st.rows()) == [0, 1, 2]
+
+    # an experiment's own table (geometry's) travels with the runs rows, created in the main database if missing
+    geo = [("tiny", "src", "paper", "e m^(N-1)", 4, "path", f"s{i}/seed0-seed1", "", "fp", {"i": i}) for i in range(3)]
+    for r, chunk in enumerate([geo[:2], geo[1:]]):
+        with Store(rank_path(db, r)) as st:
+            add_rows(st, chunk)
+    assert merge_rank_stores(db) == 3 and merge_rank_stores(db) == 0
+    with Store(db) as st:
+        assert [r["value"] for r in geometry_rows(st)] == [{"i": 0}, {"i": 1}, {"i": 2}]

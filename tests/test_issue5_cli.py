@@ -106,6 +106,12 @@ def test_geometry_stores_resumes_and_groups_same_context(db, tiny_dir, docs):
     with Store(path) as store:
         assert len(geometry_rows(store)) == len(rows) and store.count() == len(store.rows())
 
+    # another length on the same texts is another measurement: its paths are fitted, not taken as stored
+    r = cli("geometry", *[a if a != "6" else "4" for a in geo], "--bezier-steps", "5", "--points", "5")
+    assert r.exit_code == 0, r.output
+    with Store(path) as store:
+        assert {r["length"] for r in geometry_rows(store, kind="path")} == {4, 6}
+
     gen = ["--model", tiny_dir, "--data", f"generated:{docs}", "--db", path, "--length", "5", "--seeds", "1"]
     r = cli("geometry", *gen, "--contexts", "2", "--continuations", "2", "--pairs", "0", *TINY)
     assert r.exit_code == 0, r.output
@@ -132,14 +138,3 @@ def test_bad_geometry_input_and_help(docs, tmp_path):
     for cmd in (["geometry"], ["capacity"]):
         assert cli(*cmd, "--help").exit_code == 0
     assert "--method" in cli("capacity", "--help").output
-
-
-def test_geometry_refuses_torchrun_until_its_table_is_merged(monkeypatch, tmp_path):
-    from click.testing import CliRunner
-
-    from prototok.cli import main
-
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    r = CliRunner().invoke(main, ["geometry", "--data", "wiki", "--length", "4", "--db", str(tmp_path / "g.db")])
-    assert r.exit_code == 2 and "does not run under torchrun" in r.output
-    assert not (tmp_path / "g.db").exists()

@@ -299,13 +299,10 @@ def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_ste
     continued --continuations times by the model. Fits go in the runs table (experiment "geometry"), the
     measurements in the `geometry` table; a rerun skips what is stored.
     """
-    import os
 
     from .errors import PrototokError
     from .experiments.geometry import GeometryConfig, continuation_samples, plan_geometry, run_geometry
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # its measurements table is not merged across rank files yet
-        raise PrototokError("geometry does not run under torchrun yet: run it as one process")
     generated = all(spec.startswith("generated:") for spec in opts["data"])
     if (contexts is not None or continuations > 1) and not generated:
         raise PrototokError("--contexts/--continuations need --data generated:SOURCE")

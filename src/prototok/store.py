@@ -178,6 +178,31 @@ class Store:
 
 
 def merge_into(dest: Store, src: Store) -> int:
-    """Copy src's rows into dest in one transaction (creation times kept); keys dest has are skipped, so a
-    merge repeated after a crash adds nothing twice. Returns how many rows were new."""
-    return dest.add([Row(**{c: r[c] for c in _COLUMNS}) for r in src.rows()])
+    """Copy src's rows into dest (creation times kept); keys dest has are skipped, so a merge repeated after a
+    crash adds nothing twice. Other tables an experiment keeps beside `runs` (geometry's measurements) are
+    copied too, each created in dest from src's own schema. Returns how many rows were new."""
+    new = dest.add([Row(**{c: r[c] for c in _COLUMNS}) for r in src.rows()])
+    tables = "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name != 'runs' AND name NOT LIKE 'sqlite_%'"
+    for name, sql in src.db.execute(tables).fetchall():
+        new += _copy_table(dest, src, name, sql)
+    return new
+
+
+def _copy_table(dest: Store, src: Store, name: str, sql: str) -> int:
+    """Rows of one keyed table (an `id` primary key and a UNIQUE key), new keys only, in one transaction."""
+    if not dest.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone():
+        dest.db.execute(sql)  # sqlite_master keeps the CREATE statement that made the table
+    have = {r[1] for r in dest.db.execute(f'PRAGMA table_info("{name}")')}
+    cols = [r[1] for r in src.db.execute(f'PRAGMA table_info("{name}")') if r[1] != "id" and r[1] in have]
+    names = ", ".join(f'"{c}"' for c in cols)
+    values = src.db.execute(f'SELECT {names} FROM "{name}" ORDER BY rowid').fetchall()
+    dest.db.execute("BEGIN IMMEDIATE")
+    try:
+        before = dest.db.total_changes
+        insert = f'INSERT INTO "{name}" ({names}) VALUES ({", ".join("?" for _ in cols)}) ON CONFLICT DO NOTHING'
+        dest.db.executemany(insert, [tuple(v) for v in values])
+        dest.db.execute("COMMIT")
+    except BaseException:
+        dest.db.execute("ROLLBACK")
+        raise
+    return dest.db.total_changes - before

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import GEN_CONTEXT_TOKENS, Sample, _after_first_sentence, load_samples, tokenize
+from ..distributed import shard
 from ..errors import PrototokError
 from ..geometry import PAIR_KINDS, connect, cosine_distances, nearest_tokens, table_norms
 from ..layouts import DEFAULT_LAYOUT, get_layout
@@ -86,19 +87,24 @@ def add_rows(store, rows: list[tuple]) -> int:
 
 
 def geometry_rows(store, **where) -> list[dict]:
-    """Rows of the geometry table (value parsed), [] when the database has none."""
-    if not store.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='geometry'").fetchone():
-        return []
+    """Rows of the geometry table (value parsed), [] when the database has none. A rank's store (RankStore,
+    under torchrun) is read as one with the main database, as its `runs` rows are."""
     bad = set(where) - set(GEO_KEY)
     if bad:
         raise ValueError(f"unknown geometry column(s) {sorted(bad)}; key columns: {', '.join(GEO_KEY)}")
     clause = " AND ".join(f"{k} = ?" for k in where)
     sql = "SELECT * FROM geometry" + (f" WHERE {clause}" if clause else "") + " ORDER BY id"
-    out = []
-    for r in store.db.execute(sql, tuple(where.values())):
-        d = dict(r)
-        d["value"] = json.loads(d["value"])
-        out.append(d)
+    out, seen = [], set()
+    for db in [s.db for s in (getattr(store, "main", None), store) if s is not None]:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='geometry'").fetchone():
+            continue
+        for r in db.execute(sql, tuple(where.values())):
+            d = dict(r)
+            key = tuple(d[k] for k in GEO_KEY)
+            if key not in seen:
+                seen.add(key)
+                d["value"] = json.loads(d["value"])
+                out.append(d)
     return out
 
 
@@ -260,46 +266,54 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
             }
     add_rows(run.store, [(*base, "vector", names[i], "", lm.fingerprint, v) for i, v in enumerate(vec_rows)])
 
-    # Fig. 7: line vs Bezier between two solutions of one text, the expensive part: one commit per path
-    stored = {r["item"] for r in geometry_rows(run.store, model=run.model, source=run.source, kind="path")}
+    # Fig. 7: line vs Bezier between two solutions of one text, the expensive part: one commit per path.
+    # Under torchrun the paths still to fit are dealt over the ranks (every rank sees the same stored ones),
+    # then the ranks swap what they stored, so each summary (rank 0's is printed) holds every path.
+    this = dict(model=run.model, source=run.source, recipe=run.recipe_key, layout=cfg.layout, length=n)
+    stored = {r["item"] for r in geometry_rows(run.store, **this, kind="path", params=cfg.path_params)}
     index = {(r["sample"], r["seed"]): i for i, r in enumerate(rows)}
     tokens = {t.sample: t.tokens[n] for t in have}
+    todo = []
     for t in have:
         seeds = [s for s in cfg.seeds if (t.sample, s) in index]
-        for s0, s1 in list(zip(seeds, seeds[1:]))[: cfg.pairs]:
-            item = f"s{t.sample}/seed{s0}-seed{s1}"
-            if item in stored:
-                continue
-            i0, i1 = index[(t.sample, s0)], index[(t.sample, s1)]
-            c = connect(
-                lm,
-                tokens[t.sample],
-                torch.cat([e[i0], m[i0]]),
-                torch.cat([e[i1], m[i1]]),
-                points=cfg.points,
-                layout=cfg.layout,
-                steps=cfg.bezier_steps,
-                lr=cfg.bezier_lr,
-                seed=s0,
-            )
-            value = {
-                "taus": c.taus,
-                "line_accuracy": c.line_accuracy,
-                "curve_accuracy": c.curve_accuracy,
-                "line_loss": c.line_loss,
-                "curve_loss": c.curve_loss,
-                "length_ratio": c.length_ratio,
-                "cosine_distance": c.cosine_distance,
-                "endpoints_solved": bool(rows[i0]["accuracy"] >= THRESHOLD and rows[i1]["accuracy"] >= THRESHOLD),
-                "bezier_seconds": c.bezier.seconds,
-                "bezier_final_loss": c.bezier.losses[-1] if c.bezier.losses else None,
-            }
-            add_rows(run.store, [(*base, "path", item, cfg.path_params, lm.fingerprint, value)])
-    paths = [
-        r
-        for r in geometry_rows(run.store, model=run.model, source=run.source, recipe=run.recipe_key, length=n)
-        if r["kind"] == "path" and r["params"] == cfg.path_params and r["layout"] == cfg.layout
-    ]
-    paths = [p for p in paths if int(p["item"].split("/")[0][1:]) in keep]
+        pairs = list(zip(seeds, seeds[1:]))[: cfg.pairs]
+        todo += [(t, s0, s1) for s0, s1 in pairs if f"s{t.sample}/seed{s0}-seed{s1}" not in stored]
+    if run.ranks:
+        todo = [todo[i] for i in shard(len(todo), run.dist.rank, run.dist.world)]
+    fitted = []
+    for t, s0, s1 in todo:
+        item = f"s{t.sample}/seed{s0}-seed{s1}"
+        i0, i1 = index[(t.sample, s0)], index[(t.sample, s1)]
+        c = connect(
+            lm,
+            tokens[t.sample],
+            torch.cat([e[i0], m[i0]]),
+            torch.cat([e[i1], m[i1]]),
+            points=cfg.points,
+            layout=cfg.layout,
+            steps=cfg.bezier_steps,
+            lr=cfg.bezier_lr,
+            seed=s0,
+        )
+        value = {
+            "taus": c.taus,
+            "line_accuracy": c.line_accuracy,
+            "curve_accuracy": c.curve_accuracy,
+            "line_loss": c.line_loss,
+            "curve_loss": c.curve_loss,
+            "length_ratio": c.length_ratio,
+            "cosine_distance": c.cosine_distance,
+            "endpoints_solved": bool(rows[i0]["accuracy"] >= THRESHOLD and rows[i1]["accuracy"] >= THRESHOLD),
+            "bezier_seconds": c.bezier.seconds,
+            "bezier_final_loss": c.bezier.losses[-1] if c.bezier.losses else None,
+        }
+        fitted.append((*base, "path", item, cfg.path_params, lm.fingerprint, value))
+        add_rows(run.store, fitted[-1:])
+    if run.ranks:
+        for rank, theirs in enumerate(run.dist.exchange(fitted)):
+            if rank != run.dist.rank and theirs:
+                add_rows(run.store, theirs)
+    paths = geometry_rows(run.store, **this, kind="path", params=cfg.path_params)
+    paths = sorted((p for p in paths if int(p["item"].split("/")[0][1:]) in keep), key=lambda p: p["item"])
     vectors = [{"item": names[i], "value": v} for i, v in enumerate(vec_rows)]
     return GeometrySummary(groups, paths, vectors, (t_mean, t_std))
