@@ -7,10 +7,10 @@ from click.testing import CliRunner
 
 from prototok import ProtoTokens, decode, encode
 from prototok.cli import main
-from prototok.recipes import get_recipe
+from prototok.recipes import DEFAULT_RECIPE, get_recipe
 
 pytestmark = pytest.mark.slow
-CAP = get_recipe("fast", max_steps=400)  # the default recipe, capped so a regression fails instead of hanging
+CAP = get_recipe(DEFAULT_RECIPE, max_steps=400)  # the default recipe, capped so a regression fails instead of hanging
 
 
 def test_api_round_trip_is_exact(real, tmp_path):
