@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 import torch
@@ -42,6 +43,16 @@ def tiny_model(seed: int = 0, vocab_size: int = 64):
         initializer_range=0.2,
     )
     return LlamaForCausalLM(cfg)
+
+
+def write_docs(folder, seed: int = 0, docs: int = 3):
+    """Documents of 30 paragraphs of 12 words in the tiny model's vocabulary (data.py cuts samples at blank
+    lines); returns the folder."""
+    rng = random.Random(seed)
+    for d in range(docs):
+        paras = [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(30)]
+        (folder / f"d{d}.txt").write_text("\n\n".join(paras))
+    return folder
 
 
 @pytest.fixture(scope="session")

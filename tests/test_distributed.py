@@ -5,7 +5,6 @@ duplicates. Subprocesses each import torch: the file takes ~1-2 minutes on 2 bus
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -24,7 +23,7 @@ from prototok.fit import fit
 from prototok.recipes import get_recipe
 from prototok.store import KEY, Row, Store
 
-from .conftest import WORDS
+from .conftest import write_docs
 
 TINY_FIT = ["--recipe", "paper", "--lr", "0.1", "--steps", "12", "--min-chars", "300"]
 SWEEP = ["--samples", "4", "--lengths", "4,8", "--seeds", "2", "--batch-size", "1"]
@@ -33,12 +32,7 @@ ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("docs")
-    rng = random.Random(0)
-    for d in range(3):
-        paras = [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(30)]
-        (folder / f"d{d}.txt").write_text("\n\n".join(paras))
-    return folder
+    return write_docs(tmp_path_factory.mktemp("docs"), seed=0)
 
 
 def args(cmd: list[str], tiny_dir, docs, db, extra=SWEEP) -> list[str]:

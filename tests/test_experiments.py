@@ -3,7 +3,6 @@ refitting or duplicating, dry runs fit nothing, and the report renders; plus one
 
 import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from prototok.recipes import get_recipe
 from prototok.report import paper_number
 from prototok.store import KEY, Store
 
-from .conftest import WORDS
+from .conftest import write_docs
 
 FAST = get_recipe("paper", lr=0.1, max_steps=40)
 SHORT = get_recipe("paper", lr=0.1, max_steps=12)  # where only the bookkeeping is under test
@@ -33,12 +32,7 @@ TINY_FIT = ["--recipe", "paper", "--lr", "0.1", "--steps", "12", "--min-chars", 
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory):
     """Three documents of paragraphs in the tiny model's vocabulary (data.py cuts samples at blank lines)."""
-    folder = tmp_path_factory.mktemp("docs")
-    rng = random.Random(0)
-    for d in range(3):
-        paras = [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(30)]
-        (folder / f"d{d}.txt").write_text("\n\n".join(paras))
-    return folder
+    return write_docs(tmp_path_factory.mktemp("docs"), seed=0)
 
 
 def make_run(lm, db, docs, *, n=2, lengths=(4, 8), recipe=FAST, batch_size=2, experiment="capacity"):

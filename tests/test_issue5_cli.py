@@ -1,7 +1,6 @@
 """Issue 5 on the tiny model: `capacity --method cram` (both accuracies, resumable), the store migration,
 the first_scale knob, `geometry` (stored, resumable, same-context groups) and the report's Figs. 3, 4, 6, 7."""
 
-import random
 import sqlite3
 
 import pytest
@@ -13,7 +12,7 @@ from prototok.cram import CramConfig, cram
 from prototok.experiments.geometry import geometry_rows
 from prototok.store import Row, Store
 
-from .conftest import WORDS
+from .conftest import write_docs
 
 TINY = ["--lr", "0.1", "--steps", "40", "--min-chars", "300", "--samples", "2"]
 
@@ -24,12 +23,7 @@ def cli(*args):
 
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("docs5")
-    rng = random.Random(1)
-    for d in range(3):
-        paras = [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(30)]
-        (folder / f"d{d}.txt").write_text("\n\n".join(paras))
-    return folder
+    return write_docs(tmp_path_factory.mktemp("docs5"), seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,20 @@ _INSERT = (
 )
 
 
+def insert_many(db: sqlite3.Connection, sql: str, values: list[tuple]) -> int:
+    """Run one INSERT for every tuple in a single transaction (all or none are committed, so a kill mid-way
+    leaves no partial chunk); returns how many rows were new."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        before = db.total_changes
+        db.executemany(sql, values)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return db.total_changes - before
+
+
 class Store:
     """Open (creating if needed) a results database. Use as a context manager or call close()."""
 
@@ -130,15 +144,7 @@ class Store:
         """Commit rows in one transaction; rows whose key exists are ignored. Returns how many were new."""
         now = time.time()
         values = [tuple((now if c == "created" and not v else v) for c, v in asdict(r).items()) for r in rows]
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            before = self.db.total_changes
-            self.db.executemany(_INSERT, values)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        return self.db.total_changes - before
+        return insert_many(self.db, _INSERT, values)
 
     def rows(self, **where) -> list[dict]:
         """All rows matching column=value filters, in insertion order."""
@@ -196,13 +202,5 @@ def _copy_table(dest: Store, src: Store, name: str, sql: str) -> int:
     cols = [r[1] for r in src.db.execute(f'PRAGMA table_info("{name}")') if r[1] != "id" and r[1] in have]
     names = ", ".join(f'"{c}"' for c in cols)
     values = src.db.execute(f'SELECT {names} FROM "{name}" ORDER BY rowid').fetchall()
-    dest.db.execute("BEGIN IMMEDIATE")
-    try:
-        before = dest.db.total_changes
-        insert = f'INSERT INTO "{name}" ({names}) VALUES ({", ".join("?" for _ in cols)}) ON CONFLICT DO NOTHING'
-        dest.db.executemany(insert, [tuple(v) for v in values])
-        dest.db.execute("COMMIT")
-    except BaseException:
-        dest.db.execute("ROLLBACK")
-        raise
-    return dest.db.total_changes - before
+    insert = f'INSERT INTO "{name}" ({names}) VALUES ({", ".join("?" for _ in cols)}) ON CONFLICT DO NOTHING'
+    return insert_many(dest.db, insert, [tuple(v) for v in values])

@@ -27,6 +27,7 @@ from ..errors import PrototokError
 from ..geometry import PAIR_KINDS, connect, cosine_distances, nearest_tokens, table_norms
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..protofile import ProtoTokens
+from ..store import insert_many
 from . import THRESHOLD, Plan, Prefixes, Run, chunks_of, usable_lengths
 
 GEO_KEY = ("model", "source", "recipe", "layout", "length", "kind", "item", "params")
@@ -75,15 +76,7 @@ def add_rows(store, rows: list[tuple]) -> int:
     """rows: (model, source, recipe, layout, length, kind, item, params, fingerprint, value dict). New ones only."""
     store.db.execute(_CREATE)
     now = time.time()
-    store.db.execute("BEGIN IMMEDIATE")
-    try:
-        before = store.db.total_changes
-        store.db.executemany(_INSERT, [(*r[:-1], json.dumps(r[-1], sort_keys=True), now) for r in rows])
-        store.db.execute("COMMIT")
-    except BaseException:
-        store.db.execute("ROLLBACK")
-        raise
-    return store.db.total_changes - before
+    return insert_many(store.db, _INSERT, [(*r[:-1], json.dumps(r[-1], sort_keys=True), now) for r in rows])
 
 
 def geometry_rows(store, **where) -> list[dict]:
