@@ -262,7 +262,7 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
     # Fig. 7: line vs Bezier between two solutions of one text, the expensive part: one commit per path.
     # Under torchrun the paths still to fit are dealt over the ranks (every rank sees the same stored ones),
     # then the ranks swap what they stored, so each summary (rank 0's is printed) holds every path.
-    this = dict(model=run.model, source=run.source, recipe=run.recipe_key, layout=cfg.layout, length=n)
+    this = dict(zip(GEO_KEY, base))  # model, source, recipe, layout, length
     stored = {r["item"] for r in geometry_rows(run.store, **this, kind="path", params=cfg.path_params)}
     index = {(r["sample"], r["seed"]): i for i, r in enumerate(rows)}
     tokens = {t.sample: t.tokens[n] for t in have}
@@ -270,12 +270,12 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
     for t in have:
         seeds = [s for s in cfg.seeds if (t.sample, s) in index]
         pairs = list(zip(seeds, seeds[1:]))[: cfg.pairs]
-        todo += [(t, s0, s1) for s0, s1 in pairs if f"s{t.sample}/seed{s0}-seed{s1}" not in stored]
+        items = [(t, s0, s1, f"s{t.sample}/seed{s0}-seed{s1}") for s0, s1 in pairs]
+        todo += [it for it in items if it[3] not in stored]
     if run.ranks:
         todo = [todo[i] for i in shard(len(todo), run.dist.rank, run.dist.world)]
     fitted = []
-    for t, s0, s1 in todo:
-        item = f"s{t.sample}/seed{s0}-seed{s1}"
+    for t, s0, s1, item in todo:
         i0, i1 = index[(t.sample, s0)], index[(t.sample, s1)]
         c = connect(
             lm,
