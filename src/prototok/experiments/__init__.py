@@ -249,10 +249,20 @@ class Run:
         m = torch.stack([r.m for r in results])
         if share == "m":
             m = m[:1]
-        proto = ProtoTokens(
+        proto = self._proto(items, results, e=e, m=m, layout=lay.name, extra={"share": share})
+        rel = self._save_file(items, proto)
+        decoded, seconds = timed_decode(lm, proto)
+        batch = min(self.batch_size, len(items)) if share == "none" else group or len(items)
+        return self._store_rows(items, results, proto, rel, decoded, seconds, batch)
+
+    def _proto(self, items: list[Item], results, *, e, m, layout: str, extra: dict) -> ProtoTokens:
+        """A chunk's vectors tied to the --model name, its fingerprints and the texts' token hashes, with each
+        text's row key (keys) so a file found without its database still says what it holds."""
+        lm = self.lm
+        return ProtoTokens(
             e=e,
             m=m,
-            layout=lay.name,
+            layout=layout,
             lengths=[len(it.tokens) for it in items],
             model=self.model,
             model_fingerprint=lm.fingerprint,
@@ -262,12 +272,8 @@ class Run:
             text_sha256=[tokens_sha256(it.tokens) for it in items],
             recipe=self.recipe_key,
             seed=items[0].seed,
-            extra={"share": share, "keys": [list(self.key(it)) for it in items]},
+            extra=extra | {"keys": [list(self.key(it)) for it in items]},
         )
-        rel = self._save_file(items, proto)
-        decoded, seconds = timed_decode(lm, proto)
-        batch = min(self.batch_size, len(items)) if share == "none" else group or len(items)
-        return self._store_rows(items, results, proto, rel, decoded, seconds, batch)
 
     def _save_file(self, items: list[Item], proto: ProtoTokens) -> str:
         """The chunk's proto-token file, named by its keys; written before the rows: a row never points at nothing."""

@@ -18,7 +18,7 @@ from ..cram import MEM_LAYOUT, CramConfig, cram, decode_mem
 from ..errors import PrototokError
 from ..protofile import ProtoTokens
 from ..store import Row
-from . import Item, Run, tokens_sha256
+from . import Item, Run
 
 METHODS = ("onepass", "cram")
 
@@ -70,28 +70,13 @@ class CramRun(Run):
         raise PrototokError("cramming has no shared vectors: use --share none with --method cram")
 
     def _commit_mem(self, items: list[Item], results) -> list[Row]:
-
-        lm = self.lm
-        proto = ProtoTokens(
-            e=torch.stack([r.mem for r in results]),  # (T, K, d)
-            m=torch.zeros(1, 0),
-            layout=MEM_LAYOUT,
-            lengths=[len(it.tokens) for it in items],
-            model=self.model,
-            model_fingerprint=lm.fingerprint,
-            tokenizer_fingerprint=lm.tokenizer_fingerprint,
-            accuracy=[r.accuracy for r in results],
-            steps=[r.steps for r in results],
-            text_sha256=[tokens_sha256(it.tokens) for it in items],
-            recipe=self.recipe_key,
-            seed=items[0].seed,
-            extra={
-                "num_mem": self.cram.num_mem,
-                "config": {k: getattr(self.cram, k) for k in self.cram.__dataclass_fields__},
-                "gen_accuracy": [r.gen_accuracy for r in results],
-                "keys": [list(self.key(it)) for it in items],
-            },
-        )
+        extra = {
+            "num_mem": self.cram.num_mem,
+            "config": {k: getattr(self.cram, k) for k in self.cram.__dataclass_fields__},
+            "gen_accuracy": [r.gen_accuracy for r in results],
+        }
+        mem = torch.stack([r.mem for r in results])  # (T, K, d)
+        proto = self._proto(items, results, e=mem, m=torch.zeros(1, 0), layout=MEM_LAYOUT, extra=extra)
         rel = self._save_file(items, proto)
         generated, seconds = timed_generate(self, proto)
         gen = [r.gen_accuracy for r in results]
