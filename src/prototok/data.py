@@ -296,6 +296,36 @@ def _after_first_sentence(text: str) -> str:
 GEN_CONTEXT_TOKENS = 64
 
 
+def sample_continuations(lm, ids: list[int], seed: int, *, max_new_tokens: int, **generate_kw):
+    """The model's own continuations of `ids`: temperature 1, no top-k/top-p, EOS suppressed (so a text runs as
+    long as asked), drawn from a torch stream seeded with `seed` alone and left as it was found. Returns the
+    generated ids after the prompt, (sequences, new tokens)."""
+    import torch
+
+    tok, model = lm.tokenizer, lm.model
+    eos = tok.eos_token_id if tok.eos_token_id is not None else model.generation_config.eos_token_id
+    eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0)
+    input_ids = torch.tensor([ids], device=lm.device)  # (1, T)
+    devices = [lm.device] if lm.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(seed)
+        with torch.autocast(lm.device.type, dtype=lm.autocast_dtype, enabled=lm.autocast_dtype is not None):
+            gen = model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max_new_tokens,
+                suppress_tokens=eos or None,
+                pad_token_id=pad,
+                **generate_kw,
+            )
+    return gen[:, len(ids) :]
+
+
 def generated_samples(inner: str, n: int, seed: int, min_chars: int, lm) -> list[Sample]:
     """The model's own continuation (temperature 1, no top-k/top-p) of the first tokens of samples from another
     source: the papers' "PG-19 (gen)". doc/offset are those of the context; text is the continuation from its
@@ -306,7 +336,7 @@ def generated_samples(inner: str, n: int, seed: int, min_chars: int, lm) -> list
 
     if lm is None:
         raise PrototokError(f"generated:{inner} needs a model to generate with")
-    tok, model = lm.tokenizer, lm.model
+    tok = lm.tokenizer
     ctx_len = min(GEN_CONTEXT_TOKENS, lm.max_positions // 4)
     contexts = load_samples(inner, n, seed=seed, min_chars=ctx_len * 8)
 
@@ -319,30 +349,17 @@ def generated_samples(inner: str, n: int, seed: int, min_chars: int, lm) -> list
             done = done >= min_chars
             return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
-    eos = tok.eos_token_id if tok.eos_token_id is not None else model.generation_config.eos_token_id
-    eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0)
     out = []
     for i, ctx in enumerate(contexts):
         ids = tokenize(tok, ctx.text)[:ctx_len]
-        input_ids = torch.tensor([ids], device=lm.device)  # (1, T)
-        devices = [lm.device] if lm.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(seed * 1_000_003 + i)  # per sample: sample i does not depend on the others
-            with torch.autocast(lm.device.type, dtype=lm.autocast_dtype, enabled=lm.autocast_dtype is not None):
-                gen = model.generate(
-                    input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    do_sample=True,
-                    temperature=1.0,
-                    top_k=0,
-                    top_p=1.0,
-                    max_new_tokens=lm.max_positions - len(ids),
-                    suppress_tokens=eos or None,
-                    pad_token_id=pad,
-                    stopping_criteria=StoppingCriteriaList([EnoughChars(len(ids))]),
-                )
-        text = _after_first_sentence(tok.decode(gen[0, len(ids) :].tolist(), skip_special_tokens=True))
+        gen = sample_continuations(  # seeded per sample: sample i does not depend on the others
+            lm,
+            ids,
+            seed * 1_000_003 + i,
+            max_new_tokens=lm.max_positions - len(ids),
+            stopping_criteria=StoppingCriteriaList([EnoughChars(len(ids))]),
+        )
+        text = _after_first_sentence(tok.decode(gen[0].tolist(), skip_special_tokens=True))
         out.append(Sample(f"generated:{ctx.source}", ctx.doc, ctx.offset, text))
     return out
 

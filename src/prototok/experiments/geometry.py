@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import GEN_CONTEXT_TOKENS, Sample, _after_first_sentence, load_samples, tokenize
+from ..data import GEN_CONTEXT_TOKENS, Sample, _after_first_sentence, load_samples, sample_continuations, tokenize
 from ..distributed import shard
 from ..errors import PrototokError
 from ..geometry import PAIR_KINDS, connect, cosine_distances, nearest_tokens, table_norms
@@ -108,34 +108,21 @@ def continuation_samples(lm, inner: str, contexts: int, per_context: int, length
     """(source key, samples): `per_context` sampled continuations (temperature 1, EOS suppressed) of each of
     `contexts` contexts drawn from `inner`, as data.generated_samples but several per context. Each context has
     its own torch stream, so adding contexts keeps the earlier texts."""
-    tok, model = lm.tokenizer, lm.model
+    tok = lm.tokenizer
     ctx_len = min(GEN_CONTEXT_TOKENS, lm.max_positions // 4)
     ctxs = load_samples(inner, contexts, seed=data_seed, min_chars=ctx_len * 8)
-    eos = tok.eos_token_id if tok.eos_token_id is not None else model.generation_config.eos_token_id
-    eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0)
     new = min(lm.max_positions - ctx_len, 2 * length + 48)  # room for the first-sentence cut
     out = []
     for ci, ctx in enumerate(ctxs):
-        ids = torch.tensor([tokenize(tok, ctx.text)[:ctx_len]], device=lm.device)  # (1, T)
-        devices = [lm.device] if lm.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed((data_seed * 1_000_003 + ci) * 7919 + per_context)
-            with torch.autocast(lm.device.type, dtype=lm.autocast_dtype, enabled=lm.autocast_dtype is not None):
-                gen = model.generate(
-                    ids,
-                    attention_mask=torch.ones_like(ids),
-                    do_sample=True,
-                    temperature=1.0,
-                    top_k=0,
-                    top_p=1.0,
-                    max_new_tokens=new,
-                    min_new_tokens=new,
-                    num_return_sequences=per_context,
-                    suppress_tokens=eos or None,
-                    pad_token_id=pad,
-                )
-        for row in gen[:, ids.shape[1] :].tolist():
+        gen = sample_continuations(
+            lm,
+            tokenize(tok, ctx.text)[:ctx_len],
+            (data_seed * 1_000_003 + ci) * 7919 + per_context,
+            max_new_tokens=new,
+            min_new_tokens=new,
+            num_return_sequences=per_context,
+        )
+        for row in gen.tolist():
             text = _after_first_sentence(tok.decode(row, skip_special_tokens=True))
             out.append(Sample(f"generated:{ctx.source}", ctx.doc, ctx.offset, text))
     extra = f",seed={data_seed}" if data_seed else ""
