@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
 import statistics
 import sys
@@ -24,6 +23,7 @@ import time
 
 import torch
 
+from prototok.files import atomic_write_text
 from prototok.fit import fit
 from prototok.models import load_model
 from prototok.recipes import DEFAULT_RECIPE, get_recipe
@@ -151,10 +151,7 @@ def ratio(base: dict, new: dict, what: str) -> dict:
 
 
 def write_rows(path: str, rows: list[dict]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def main() -> None:

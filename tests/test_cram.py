@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from prototok.cram import (
+from prototok.baselines.cramming import (
     CramConfig,
     cram,
     decode_mem,

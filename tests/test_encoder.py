@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from prototok import decode
 from prototok.cli import main
-from prototok.encoder import (
+from prototok.encoder.model import (
     EncoderConfig,
     ProtoEncoder,
     amortised_encode,
@@ -22,7 +22,7 @@ from prototok.encoder import (
     save_encoder,
     token_batch,
 )
-from prototok.encoder_train import TrainConfig, read_texts, snippets, train
+from prototok.encoder.train import TrainConfig, read_texts, snippets, train
 from prototok.errors import PrototokError
 from prototok.protofile import ProtoTokens
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from prototok import fit
-from prototok.geometry import (
+from prototok.analysis.geometry import (
     arc_length,
     bezier_points,
     connect,

@@ -25,6 +25,7 @@ from importlib import util
 from pathlib import Path
 
 from .errors import PrototokError
+from .files import atomic_write_text, read_text
 from .models import cache_dir
 from .tokens import tokenize
 
@@ -89,16 +90,9 @@ def _end_before(text: str, start: int) -> int:
 # ---------------------------------------------------------------------------------------------------- sources
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise PrototokError(f"cannot read {path}: {err}") from None
-
-
 def _jsonl(path: Path) -> Documents:
     docs = []
-    for i, line in enumerate(_read_text(path).splitlines()):
+    for i, line in enumerate(read_text(path).splitlines()):
         if not line.strip():
             continue
         try:
@@ -118,12 +112,12 @@ def from_files(arg: str) -> Documents:
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if not files:
             raise PrototokError(f"folder {arg} has no .txt files")
-        return [(str(p.relative_to(path)), _read_text(p)) for p in files]
+        return [(str(p.relative_to(path)), read_text(p)) for p in files]
     if not path.is_file():
         raise PrototokError(f"no such file or folder: {arg}")
     if path.suffix == ".jsonl":
         return _jsonl(path)
-    return [(path.name, _read_text(path))]
+    return [(path.name, read_text(path))]
 
 
 def from_hub(arg: str) -> Documents:
@@ -167,18 +161,6 @@ def from_wiki() -> Documents:
     for title in sorted(rows):
         topics.setdefault(rows[title].get("topic") or "Uncategorized", []).append(rows[title]["extract"].strip())
     return [(topic, "\n\n".join(leads)) for topic, leads in sorted(topics.items())]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _debian_package(package: str, folder: Path) -> Path:
@@ -254,7 +236,7 @@ def from_austen() -> Documents:
             books = _read_rdb(tree / "usr/lib/R/site-library/janeaustenr/data")
         except Exception as err:  # a different package layout or a corrupt download
             raise PrototokError(f"cannot read janeaustenr data in {tree}: {err}; delete {folder} to refetch") from None
-        _write_atomic(cached, json.dumps({k: _unwrap(v) for k, v in sorted(books.items())}))
+        atomic_write_text(cached, json.dumps({k: _unwrap(v) for k, v in sorted(books.items())}))
     return sorted(json.loads(cached.read_text(encoding="utf-8")).items())
 
 
@@ -265,9 +247,9 @@ def english_words() -> list[str]:
     cached = folder / "words.txt"
     if not cached.exists():
         tree = _debian_package("wamerican", folder)
-        text = _read_text(tree / "usr/share/dict/american-english")
+        text = read_text(tree / "usr/share/dict/american-english")
         words = sorted({w for w in text.split() if re.fullmatch(r"[a-z]+", w)})
-        _write_atomic(cached, "\n".join(words) + "\n")
+        atomic_write_text(cached, "\n".join(words) + "\n")
     return cached.read_text(encoding="utf-8").split()
 
 

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .layouts import batch_indices, get_layout
 from .models import LoadedModel, load_model
-from .onepass import predict
+from .onepass import decode_tokens as onepass_tokens
 from .protofile import ProtoTokens
 from .tokens import detokenize, tokenize
 
@@ -23,19 +22,10 @@ class Decoded:
 def decode_tokens(lm: LoadedModel, proto: ProtoTokens) -> list[list[int]]:
     """All texts of the file in one batched forward pass."""
     if proto.layout == "mem":  # cramming baseline: greedy generation from K [mem] vectors
-        from .cram import decode_mem
+        from .baselines.cramming import decode_mem
 
         return decode_mem(lm, proto)
-    lay = get_layout(proto.layout)
-    dummy = [[0] * n for n in proto.lengths]  # only the shape of the targets matters here
-    slots, targets = batch_indices(lay, dummy)
-    e, m = proto.e.to(lm.device), proto.m.to(lm.device)
-    flat = predict(lm, e, m, slots.to(lm.device), targets.to(lm.device)).cpu().tolist()
-    out, start = [], 0
-    for n in proto.lengths:
-        out.append(flat[start : start + n])
-        start += n
-    return out
+    return onepass_tokens(lm, proto.e, proto.m, proto.layout, proto.lengths)
 
 
 def decode(

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 
 from .errors import PrototokError
-from .layouts import DEFAULT_LAYOUT, Layout, batch_indices, get_layout
+from .layouts import DEFAULT_LAYOUT, Layout, get_layout
 from .models import LoadedModel
-from .onepass import compiled_backbone, embed_inputs, hidden_states, token_scores
+from .onepass import check_finite, compiled_backbone, layout_scores
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
 
 SHARES = ("none", "m", "e")
@@ -164,12 +164,9 @@ def fit(
 
 
 def _scores(lm, lay, e, m, token_lists, length=None, backbone=None):
-    slots, targets = batch_indices(lay, token_lists, length)
-    h = hidden_states(lm, embed_inputs(lm, e, m, slots.to(lm.device)), backbone)
-    loss, correct = token_scores(lm, h, targets.to(lm.device))
+    loss, correct = layout_scores(lm, lay, e, m, token_lists, length, backbone)
     total = loss.sum()
-    if not torch.isfinite(total):
-        raise PrototokError("loss became NaN/inf: lower the learning rate or init scale")
+    check_finite(total)
     return total, loss.detach().cpu(), correct.cpu()
 
 

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .layouts import IGNORE
+from .errors import PrototokError
+from .layouts import IGNORE, Layout, batch_indices, get_layout
 from .models import LoadedModel
 
 # Logit rows per chunk: bounds the (rows, V) fp32 block so memory stays flat at large B and N.
@@ -69,7 +70,8 @@ def hidden_states(lm: LoadedModel, inputs: torch.Tensor, backbone: Callable[...,
     return out.last_hidden_state  # (B, L, d)
 
 
-def _head(lm: LoadedModel, h: torch.Tensor) -> torch.Tensor:
+def head(lm: LoadedModel, h: torch.Tensor) -> torch.Tensor:
+    """The LM head in fp32: (rows, d) -> (rows, V)."""
     logits = lm.model.get_output_embeddings()(h).float()  # (rows, V)
     cfg = getattr(lm.model.config, "text_config", lm.model.config)
     if cap := getattr(cfg, "final_logit_softcapping", None):  # Gemma-2 style; argmax is unchanged by it
@@ -77,35 +79,77 @@ def _head(lm: LoadedModel, h: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def _chunk_scores(lm: LoadedModel, h: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = _head(lm, h)  # (rows, V)
-    return F.cross_entropy(logits, tgt, reduction="none"), logits.argmax(-1) == tgt
+def _chunk(lm: LoadedModel, h: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = head(lm, h)  # (rows, V)
+    return F.cross_entropy(logits, tgt, reduction="none"), logits.argmax(-1)
+
+
+def row_scores(lm: LoadedModel, h: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy (T,) and argmax token (T,) of hidden rows h (T, d) against targets (T,).
+
+    The one place the LM head runs. Rows go in chunks of at most CHUNK_ELEMENTS logits, under activation
+    checkpointing, so no (T, V) fp32 block is held for large T: a chunk's logits are recomputed in backward.
+    """
+    step = max(1, CHUNK_ELEMENTS // lm.model.get_output_embeddings().weight.shape[0])
+    if h.shape[0] <= step:
+        return _chunk(lm, h, targets)
+    grad = torch.is_grad_enabled()
+    parts = [
+        checkpoint(_chunk, lm, h[i : i + step], targets[i : i + step], use_reentrant=False)
+        if grad
+        else _chunk(lm, h[i : i + step], targets[i : i + step])
+        for i in range(0, h.shape[0], step)
+    ]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def token_scores(lm: LoadedModel, h: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-text mean cross-entropy (B,) with grad, and per-text correct-token counts (B,) without.
 
-    Only supervised rows reach the LM head. Large batches go in chunks under checkpoint, so no
-    (B, L, V) logits tensor is ever held; the chunk's logits are recomputed in backward instead.
+    h: (B, L, d), targets: (B, L) with IGNORE where unsupervised; only supervised rows reach the LM head.
     """
     rows = targets != IGNORE  # (B, L)
-    hs, tg = h[rows], targets[rows]  # (T, d), (T,)
+    tg = targets[rows]  # (T,)
+    tok_loss, argmax = row_scores(lm, h[rows], tg)  # (T,), (T,)
     text_of = rows.nonzero()[:, 0]  # (T,) which text each row belongs to
-    vocab = lm.model.get_output_embeddings().weight.shape[0]
-    step = max(1, CHUNK_ELEMENTS // vocab)
-    if hs.shape[0] <= step:
-        tok_loss, tok_ok = _chunk_scores(lm, hs, tg)
-    else:
-        parts = [
-            checkpoint(_chunk_scores, lm, hs[i : i + step], tg[i : i + step], use_reentrant=False)
-            for i in range(0, hs.shape[0], step)
-        ]
-        tok_loss, tok_ok = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     b = targets.shape[0]
     counts = rows.sum(1).clamp(min=1)  # (B,)
     loss = torch.zeros(b, device=h.device).index_add(0, text_of, tok_loss) / counts
-    correct = torch.zeros(b, dtype=torch.long, device=h.device).index_add(0, text_of, tok_ok.long())
+    correct = torch.zeros(b, dtype=torch.long, device=h.device).index_add(0, text_of, (argmax == tg).long())
     return loss, correct
+
+
+def scores(
+    lm: LoadedModel, inputs: torch.Tensor, targets: torch.Tensor, backbone: Callable[..., object] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The forward pass and its loss, for every caller: input vectors (B, L, d) and targets (B, L) ->
+    per-text mean cross-entropy (B,) with grad and correct-token counts (B,).
+
+    One-pass fitting, the cramming baseline (teacher-forced inputs), Bezier paths and the encoder all go
+    through here, so chunking, autocast and the head's soft-capping are decided once.
+    """
+    return token_scores(lm, hidden_states(lm, inputs, backbone), targets)
+
+
+def layout_scores(
+    lm: LoadedModel,
+    lay: Layout,
+    e: torch.Tensor,
+    m: torch.Tensor,
+    token_lists: list[list[int]],
+    length: int | None = None,
+    backbone: Callable[..., object] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores() of texts under a layout: e, m (B, d) or (1, d) -> loss (B,), correct (B,).
+    length pads every text to that many tokens (one fixed shape for a compiled backbone)."""
+    slots, targets = batch_indices(lay, token_lists, length)
+    return scores(lm, embed_inputs(lm, e, m, slots.to(lm.device)), targets.to(lm.device), backbone)
+
+
+def check_finite(loss: torch.Tensor) -> None:
+    """A NaN/inf loss is the user's settings (learning rate, init scale), reported as one line."""
+    if not torch.isfinite(loss).all():
+        raise PrototokError("loss became NaN/inf: lower the learning rate or init scale")
 
 
 @torch.no_grad()
@@ -115,7 +159,19 @@ def predict(
     """Argmax token at every supervised position of one forward pass: (T,) in row-major order."""
     h = hidden_states(lm, embed_inputs(lm, e, m, slots))
     rows = targets != IGNORE
-    hs = h[rows]
-    vocab = lm.model.get_output_embeddings().weight.shape[0]
-    step = max(1, CHUNK_ELEMENTS // vocab)
-    return torch.cat([_head(lm, hs[i : i + step]).argmax(-1) for i in range(0, hs.shape[0], step)])
+    return row_scores(lm, h[rows], targets[rows])[1]
+
+
+@torch.no_grad()
+def decode_tokens(
+    lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, layout: str, lengths: list[int]
+) -> list[list[int]]:
+    """Texts of the given lengths from their (e, m) in one batched forward pass."""
+    dummy = [[0] * n for n in lengths]  # only the shape of the targets matters here
+    slots, targets = batch_indices(get_layout(layout), dummy)
+    flat = predict(lm, e.to(lm.device), m.to(lm.device), slots.to(lm.device), targets.to(lm.device))
+    out, start = [], 0
+    for n in lengths:
+        out.append(flat[start : start + n].tolist())
+        start += n
+    return out

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import PrototokError
+from .files import atomic_write
 from .tokens import text_sha256
 
 FORMAT_VERSION = 1
@@ -64,20 +63,14 @@ class ProtoTokens:
         return meta
 
     def save(self, path: str | Path) -> Path:
-        """Atomic: a temp file in the same folder, renamed over the target once complete."""
+        """Atomic (files.atomic_write): a kill never leaves a half-written file at `path`."""
         path = Path(path)
         e, m = self.e.detach().float().cpu().contiguous(), self.m.detach().float().cpu().contiguous()
         meta = self._meta()
         meta["tensor_sha256"] = _tensor_digest(e, m)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file({"e": e, "m": m}, tmp, metadata={"prototok": json.dumps(meta, sort_keys=True)})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(
+            path, lambda tmp: save_file({"e": e, "m": m}, tmp, metadata={"prototok": json.dumps(meta, sort_keys=True)})
+        )
         return path
 
     @classmethod

@@ -21,11 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import torch
-import torch.nn.functional as F
 
 from ..distributed import Dist, shard
 from ..fit import Progress, fit, init_scale
-from ..layouts import Layout, batch_indices, get_layout
+from ..layouts import Layout, get_layout
 from ..models import LoadedModel
 from ..protofile import ProtoTokens
 from ..recipes import RECIPES, Recipe
@@ -66,7 +65,7 @@ def h_lm_bits(lm: LoadedModel, tokens: list[int]) -> tuple[list[float], str]:
     every prefix: the sum over a prefix is a cumulative sum of per-token losses (causal model). On CUDA the
     backbone runs under the model's bf16 autocast, as fitting does.
     """
-    from ..onepass import _head, hidden_states
+    from ..onepass import hidden_states, row_scores
 
     bos = getattr(lm.tokenizer, "bos_token_id", None)
     ids = ([bos] if bos is not None else []) + list(tokens)
@@ -76,13 +75,7 @@ def h_lm_bits(lm: LoadedModel, tokens: list[int]) -> tuple[list[float], str]:
     x = torch.tensor([ids], device=lm.device)  # (1, L)
     h = hidden_states(lm, lm.model.get_input_embeddings()(x))[0, :-1]  # (L-1, d): position i predicts i+1
     targets = x[0, 1:]  # (L-1,)
-    step = max(1, (1 << 24) // lm.model.get_output_embeddings().weight.shape[0])
-    nats = torch.cat(
-        [
-            F.cross_entropy(_head(lm, h[i : i + step]), targets[i : i + step], reduction="none")
-            for i in range(0, len(h), step)
-        ]
-    ).cpu()
+    nats = row_scores(lm, h, targets)[0].cpu()  # (L-1,)
     bits = (nats.double().cumsum(0) / math.log(2)).tolist()
     if bos is None:
         return [0.0, *bits], "none"  # prefix of 1 token: nothing is predicted
@@ -334,17 +327,15 @@ def timed_decode(lm: LoadedModel, proto: ProtoTokens) -> tuple[list[list[int]], 
 
 def _step_seconds(lm: LoadedModel, lay: Layout, batch: int, length: int) -> float:
     """Wall time of one fitter step (forward + backward) at this batch and length, after one warm-up."""
-    from ..onepass import embed_inputs, hidden_states, token_scores
+    from ..onepass import layout_scores
 
-    slots, targets = batch_indices(lay, [[0] * length] * batch)
-    slots, targets = slots.to(lm.device), targets.to(lm.device)
     times = []
     for _ in range(2):
         e = torch.randn(batch, lm.hidden_size, device=lm.device, requires_grad=True)
         m = torch.randn(batch, lm.hidden_size, device=lm.device, requires_grad=True)
         t0 = time.perf_counter()
         with torch.enable_grad():
-            loss, _ = token_scores(lm, hidden_states(lm, embed_inputs(lm, e, m, slots)), targets)
+            loss, _ = layout_scores(lm, lay, e, m, [[0] * length] * batch)
             loss.sum().backward()
         e.grad.sum().item()  # sync
         times.append(time.perf_counter() - t0)

@@ -14,11 +14,11 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..cram import MEM_LAYOUT
+from ..baselines.cramming import MEM_LAYOUT
 from ..fit import SHARES
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from . import THRESHOLD, Plan, Prefixes, Run, chunks_of, usable_lengths
-from .cramming import METHODS
+from .cram_run import METHODS
 
 LENGTHS = (4, 5, 8, 11, 16, 22, 32, 45, 64, 90, 128, 181, 256, 362, 512, 724, 1024, 1448)
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..analysis.geometry import PAIR_KINDS, connect, cosine_distances, nearest_tokens, table_norms
 from ..data import GEN_CONTEXT_TOKENS, Sample, _after_first_sentence, load_samples, sample_continuations, tokenize
 from ..distributed import shard
 from ..errors import PrototokError
-from ..geometry import PAIR_KINDS, connect, cosine_distances, nearest_tokens, table_norms
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..protofile import ProtoTokens
 from ..store import insert_many

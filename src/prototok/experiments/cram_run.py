@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from ..cram import MEM_LAYOUT, CramConfig, cram, decode_mem
+from ..baselines.cramming import MEM_LAYOUT, CramConfig, cram, decode_mem
 from ..errors import PrototokError
 from ..protofile import ProtoTokens
 from ..store import Row

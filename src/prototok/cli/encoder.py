@@ -8,10 +8,10 @@ import sys
 
 import click
 
-from .errors import PrototokError
-from .layouts import DEFAULT_LAYOUT, LAYOUTS
-from .models import DEFAULT_MODEL
-from .recipes import DEFAULT_RECIPE, RECIPES
+from ..errors import PrototokError
+from ..layouts import DEFAULT_LAYOUT, LAYOUTS
+from ..models import DEFAULT_MODEL
+from ..recipes import DEFAULT_RECIPE, RECIPES
 
 DATA_HELP = "a .txt file (a text per line), a folder of them, a data source name, or a text (repeatable)"
 
@@ -49,8 +49,8 @@ def encoder() -> None:
 @click.option("--holdout", type=float, default=0.05, show_default=True, help="fraction of texts kept for eval")
 def train(model, data, samples, min_len, max_len, out, resume, stop_at, max_minutes, device, **kw):
     """Train an encoder end to end through the frozen model (launch with torchrun for data parallel)."""
-    from .encoder_train import TrainConfig, read_texts
-    from .encoder_train import train as run_train
+    from ..encoder.train import TrainConfig, read_texts
+    from ..encoder.train import train as run_train
 
     cfg = TrainConfig(model=model, min_len=min_len, max_len=max_len, **kw)
     texts = read_texts(data, samples, cfg.seed)
@@ -104,10 +104,10 @@ def eval_(
     as_json,
 ):
     """Measure encoder CKPT on held-out texts: amortised accuracy by length, warm vs cold steps to solve."""
-    from .encoder import config_from_meta, evaluate_encoder, read_meta
-    from .encoder_train import is_heldout, read_texts, snippets
-    from .models import load_model
-    from .recipes import get_recipe
+    from ..encoder.model import config_from_meta, evaluate_encoder, read_meta
+    from ..encoder.train import is_heldout, read_texts, snippets
+    from ..models import load_model
+    from ..recipes import get_recipe
 
     meta = read_meta(ckpt)
     cfg = config_from_meta(meta, str(ckpt))

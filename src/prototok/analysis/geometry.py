@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .fit import FitResult, Progress, fit
-from .layouts import DEFAULT_LAYOUT, Layout, batch_indices, get_layout
-from .models import LoadedModel
-from .onepass import embed_inputs, hidden_states, token_scores
-from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from ..fit import FitResult, Progress, fit
+from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
+from ..models import LoadedModel
+from ..onepass import layout_scores
+from ..recipes import DEFAULT_RECIPE, Recipe, get_recipe
 
 PAIR_KINDS = ("same-text", "same-context", "different-context")
 
@@ -151,10 +151,8 @@ def arc_length(p0: torch.Tensor, theta: torch.Tensor, p1: torch.Tensor, samples:
 
 def _point_scores(lm: LoadedModel, lay: Layout, tokens: list[int], pts: torch.Tensor):
     """One-pass loss (P,) with grad and correct counts (P,) of the text at each point (P, 2d)."""
-    slots, targets = batch_indices(lay, [tokens] * pts.shape[0])
     e, m = split(pts.to(lm.device))  # (P, d) each
-    h = hidden_states(lm, embed_inputs(lm, e, m, slots.to(lm.device)))
-    return token_scores(lm, h, targets.to(lm.device))
+    return layout_scores(lm, lay, e, m, [tokens] * pts.shape[0])
 
 
 @torch.no_grad()

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import click
 
-from .cli import fit_options
-from .experiments import MIN_CHARS
-from .fit import SHARES
-from .layouts import LAYOUTS
-from .models import DEFAULT_MODEL
-
-DEFAULT_DB = "results/prototok.db"
+from ..experiments import MIN_CHARS
+from ..fit import SHARES
+from ..layouts import LAYOUTS
+from ..models import DEFAULT_MODEL
+from .options import DEFAULT_DB, fit_options
 
 
 def _ints(value: str | None, name: str) -> tuple[int, ...] | None:
@@ -94,12 +92,12 @@ def _experiment(name, cfg, lengths, opts, plan_fn, run_fn, show, *, make_run=Non
     make_run(lm, store, name, model, source, recipe, batch_size) builds the Run (default: Run, the one-pass
     fitter; with a make_run the dry run prints no time estimate, which times one-pass steps); loader(spec, lm)
     -> (source key, samples) replaces experiments.load; rec replaces the recipe built from the options."""
-    from .distributed import RankStore, merge_rank_stores, setup
-    from .errors import PrototokError
-    from .experiments import Run, load, prefixes
-    from .models import load_model
-    from .recipes import get_recipe
-    from .store import Store
+    from ..distributed import RankStore, merge_rank_stores, setup
+    from ..errors import PrototokError
+    from ..experiments import Run, load, prefixes
+    from ..models import load_model
+    from ..recipes import get_recipe
+    from ..store import Store
 
     rec = rec or get_recipe(opts["recipe"], lr=opts["lr"], max_steps=opts["steps"], init_scale=opts["init_scale"])
     if opts["batch_size"] < 1:
@@ -199,14 +197,14 @@ def capacity(lengths, share, threshold, method, num_mem, first_scale, **opts):
     greedy-generation accuracy are stored; capacity is judged on greedy generation, which is what reading the
     text back gives (teacher forcing can hide a collapse after one wrong token).
     """
-    from .experiments.capacity import LENGTHS, CapacityConfig, plan_capacity, run_capacity
+    from ..experiments.capacity import LENGTHS, CapacityConfig, plan_capacity, run_capacity
 
     grid = _ints(lengths, "--lengths") or LENGTHS
     cfg = CapacityConfig(tuple(grid), _seeds(opts), opts.pop("layout"), share, threshold, method, num_mem)
     extra = {}
     if method == "cram":
-        from .cram import CramConfig
-        from .experiments.cramming import CramRun
+        from ..baselines.cramming import CramConfig
+        from ..experiments.cram_run import CramRun
 
         cram_cfg = CramConfig(
             num_mem=num_mem,
@@ -236,7 +234,7 @@ def ablate():
 @fit_options
 def ablate_layouts(lengths, layouts, stop_on_fail, **opts):
     """Table 1: every arrangement of e and m over lengths 1, 2, 4, 8, ...; mean and std token accuracy."""
-    from .experiments.ablate import LAYOUT_LENGTHS, LayoutsConfig, plan_layouts, render_layouts, run_layouts
+    from ..experiments.ablate import LAYOUT_LENGTHS, LayoutsConfig, plan_layouts, render_layouts, run_layouts
 
     grid = _ints(lengths, "--lengths") or LAYOUT_LENGTHS
     names = tuple(x.strip() for x in layouts.split(",")) if layouts else tuple(LAYOUTS)
@@ -263,7 +261,7 @@ def ablate_sharing(lengths, groups, shared, **opts):
     Note: with the layout e m^(N-1), e alone decides the output at position 0, so a group sharing e must
     share its first token; its accuracy is reported as measured.
     """
-    from .experiments.ablate import SharingConfig, plan_sharing, render_sharing, run_sharing
+    from ..experiments.ablate import SharingConfig, plan_sharing, render_sharing, run_sharing
 
     grid = _ints(lengths, "--lengths")
     kinds = ("m", "e") if shared == "both" else (shared,)
@@ -300,8 +298,8 @@ def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_ste
     measurements in the `geometry` table; a rerun skips what is stored.
     """
 
-    from .errors import PrototokError
-    from .experiments.geometry import GeometryConfig, continuation_samples, plan_geometry, run_geometry
+    from ..errors import PrototokError
+    from ..experiments.geometry import GeometryConfig, continuation_samples, plan_geometry, run_geometry
 
     generated = all(spec.startswith("generated:") for spec in opts["data"])
     if (contexts is not None or continuations > 1) and not generated:
@@ -316,27 +314,8 @@ def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_ste
             inner = spec.partition(":")[2]
             n_ctx = contexts or opts["samples"]
             return continuation_samples(lm, inner, n_ctx, continuations, length, opts["data_seed"])
-        from .experiments import load
+        from ..experiments import load
 
         return load(spec, opts["samples"], lm, data_seed=opts["data_seed"], min_chars=opts["min_chars"])
 
     _experiment("geometry", cfg, [length], opts, plan_geometry, run_geometry, lambda s: s.render(), loader=loader)
-
-
-@click.command()
-@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False))
-@click.option("--out", default="results/report", show_default=True, type=click.Path(file_okay=False))
-def report(db, out):
-    """Markdown tables shaped like the paper's Tables 1-4, and PNG figures, from the results store."""
-    from .errors import PrototokError
-    from .report import write_report
-
-    if not Path(db).is_file():
-        raise PrototokError(f"no results database at {db}")
-    for path in write_report(db, out):
-        click.echo(f"wrote {path}")
-
-
-def register(main: click.Group) -> None:
-    for cmd in (capacity, ablate, geometry, report):
-        main.add_command(cmd)

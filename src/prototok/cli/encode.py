@@ -1,95 +1,19 @@
-"""The `prototok` command: a thin layer of click options over the public functions."""
+"""`prototok encode`, `decode` and `demo`: text -> proto-tokens -> text from the command line."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
-from .errors import PrototokError
-from .layouts import DEFAULT_LAYOUT, LAYOUTS
-from .models import DEFAULT_MODEL
-from .recipes import DEFAULT_RECIPE, RECIPES
-
-EXIT_OK, EXIT_NOT_RECONSTRUCTED, EXIT_BAD_INPUT = 0, 1, 2
+from ..errors import PrototokError
+from ..models import DEFAULT_MODEL
+from ..recipes import DEFAULT_RECIPE
+from .options import EXIT_NOT_RECONSTRUCTED, EXIT_OK, fit_options, model_options, progress_bar, read_texts
 
 
-class _Group(click.Group):
-    """Turns user errors into one line on stderr and exit status 2; Ctrl-C into 130."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except (PrototokError, ValueError) as err:
-            click.echo(f"prototok: error: {err}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-        except KeyboardInterrupt:
-            click.echo("prototok: interrupted", err=True)
-            sys.exit(130)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="prototok")
-def main() -> None:
-    """Encode a text into two proto-token vectors; a frozen LM writes it back in one forward pass."""
-
-
-def model_options(f):
-    f = click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")(f)
-    return click.option(
-        "--model", default=None, help=f"built-in name, .gguf file, HF folder or Hub id (default: {DEFAULT_MODEL})"
-    )(f)
-
-
-def fit_options(f):
-    """Options shared by every command that fits proto-tokens."""
-    opts = [
-        click.option("--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS)),
-        click.option("--recipe", default=DEFAULT_RECIPE, show_default=True, type=click.Choice(sorted(RECIPES))),
-        click.option("--lr", type=float, default=None, help="override the recipe's learning rate"),
-        click.option("--steps", type=int, default=None, help="override the recipe's max steps per text"),
-        click.option("--init-scale", type=float, default=None, help="override the recipe's init scale"),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--batch-size", type=int, default=8, show_default=True, help="texts fitted at once"),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return model_options(f)
-
-
-def progress_bar(total: int, desc: str):
-    """A tqdm bar on stderr with live accuracy; returns (callback, bar)."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=total, desc=desc, unit="text", file=sys.stderr, dynamic_ncols=True, disable=None
-    )  # None: hidden when stderr is not a terminal
-
-    def update(p) -> None:
-        bar.n = p.done
-        bar.set_postfix(step=p.step, acc=f"{p.active_accuracy:.3f}", solved=p.solved, refresh=False)
-        bar.refresh()
-
-    return update, bar
-
-
-def _read_texts(text: str | None, files: tuple[str, ...]) -> list[str]:
-    texts = [text] if text is not None else []
-    for f in files:
-        try:
-            texts.append(Path(f).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as err:
-            raise PrototokError(f"cannot read {f}: {err}") from None
-    if not texts:
-        if sys.stdin is None or sys.stdin.isatty():
-            raise PrototokError("no text: give it as an argument, with --file, or on stdin")
-        texts.append(sys.stdin.read())
-    return texts
-
-
-@main.command()
+@click.command()
 @click.argument("text", required=False)
 @click.option("--file", "files", multiple=True, type=click.Path(), help="read a text from a file (repeatable)")
 @click.option("-o", "--output", default="prototokens.safetensors", show_default=True, type=click.Path())
@@ -137,17 +61,17 @@ def encode(
 
     With --encoder, a trained encoder gives them in one pass instead (optionally refined by --refine steps).
     """
-    from .encode import encode as run_encode
-    from .models import load_model
-    from .recipes import get_recipe
+    from ..encode import encode as run_encode
+    from ..models import load_model
+    from ..recipes import get_recipe
 
-    texts = _read_texts(text, files)
+    texts = read_texts(text, files)
     rec = get_recipe(recipe, lr=lr, max_steps=steps, init_scale=init_scale)
     lm = load_model(model or DEFAULT_MODEL, device)
     update, bar = progress_bar(len(texts), "encode")
     try:
         if encoder:
-            from .encoder import amortised_encode
+            from ..encoder.model import amortised_encode
 
             proto = amortised_encode(lm, encoder, texts, refine_steps=refine, recipe=rec, layout=layout, seed=seed,
                                      batch_size=batch_size, progress=update)  # fmt: skip
@@ -178,7 +102,7 @@ def encode(
 DEMO_TEXT = "The cat sat on the mat and looked out of the window."
 
 
-@main.command()
+@click.command()
 @model_options
 @click.option("--text", default=DEMO_TEXT, show_default=True, help="the sentence to send through two vectors")
 @click.option("-o", "--output", default="demo.safetensors", show_default=True, type=click.Path())
@@ -186,9 +110,9 @@ def demo(model, device, text, output):
     """Round trip: encode a sample sentence into two vectors, write it back in one forward pass."""
     import time
 
-    from .decode import decode as run_decode
-    from .encode import encode as run_encode
-    from .models import load_model
+    from ..decode import decode as run_decode
+    from ..encode import encode as run_encode
+    from ..models import load_model
 
     t0 = time.perf_counter()
     lm = load_model(model or DEFAULT_MODEL, device)
@@ -212,15 +136,15 @@ def demo(model, device, text, output):
     sys.exit(EXIT_OK if out.accuracy == 1.0 else EXIT_NOT_RECONSTRUCTED)
 
 
-@main.command()
+@click.command()
 @click.argument("file", type=click.Path())
 @model_options
 @click.option("--reference", multiple=True, help="the expected text (repeat per text) to report token accuracy")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
 def decode(file, model, device, reference, as_json):
     """Write back the text(s) stored in FILE with one forward pass."""
-    from .decode import decode as run_decode
-    from .protofile import ProtoTokens
+    from ..decode import decode as run_decode
+    from ..protofile import ProtoTokens
 
     proto = ProtoTokens.load(file)
     if reference and len(reference) != len(proto):
@@ -237,12 +161,3 @@ def decode(file, model, device, reference, as_json):
             click.echo(d.text)
     if reference and any(d.accuracy < 1.0 for d in out):
         sys.exit(EXIT_NOT_RECONSTRUCTED)
-
-
-from .cli_encoder import encoder as _encoder  # noqa: E402
-
-main.add_command(_encoder)
-
-from .cli_experiments import register as _register_experiments  # noqa: E402
-
-_register_experiments(main)

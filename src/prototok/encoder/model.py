@@ -23,13 +23,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .errors import PrototokError
-from .layouts import DEFAULT_LAYOUT, batch_indices, get_layout
-from .models import LoadedModel
-from .onepass import embed_inputs, hidden_states, token_scores
-from .protofile import ProtoTokens
-from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from .tokens import tokenize
+from ..errors import PrototokError
+from ..layouts import DEFAULT_LAYOUT, get_layout
+from ..models import LoadedModel
+from ..onepass import layout_scores
+from ..protofile import ProtoTokens
+from ..recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from ..tokens import tokenize
 
 WEIGHTS, CONFIG = "encoder.safetensors", "encoder.json"
 FORMAT_VERSION = 1
@@ -128,9 +128,7 @@ def one_pass_loss(
     lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, token_lists: list[list[int]], layout: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The fitter's objective for given (e, m): per-text cross-entropy (B,) with grad, correct tokens (B,)."""
-    slots, targets = batch_indices(get_layout(layout), token_lists)
-    h = hidden_states(lm, embed_inputs(lm, e, m, slots.to(lm.device)))  # (B, L, D)
-    return token_scores(lm, h, targets.to(lm.device))
+    return layout_scores(lm, get_layout(layout), e, m, token_lists)
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -151,7 +149,7 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
 
 def save_encoder(encoder: ProtoEncoder, folder: str | Path, extra: dict | None = None) -> Path:
     """Weights as safetensors, config (+ extra, e.g. the training step) as sorted-key JSON."""
-    from . import __version__
+    from .. import __version__
 
     folder = Path(folder)
     state = {k: v.detach().float().cpu().contiguous() for k, v in encoder.state_dict().items()}
@@ -282,7 +280,7 @@ def amortised_encode(
 
     progress: the fitter's callback (prototok.fit.Progress), called once per encoder batch too.
     """
-    from .fit import Progress, fit
+    from ..fit import Progress, fit
 
     if refine_steps < 0:
         raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
@@ -383,7 +381,7 @@ def evaluate_encoder(
     - cosine / L2 of the amortised (e, m) to the cold-optimised and to the warm-refined solutions.
     progress(phase, fit_progress) is called during the fits ("warm" or "cold").
     """
-    from .fit import fit
+    from ..fit import fit
 
     enc = load_encoder(ckpt, lm)
     cfg = enc.cfg

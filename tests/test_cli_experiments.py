@@ -7,8 +7,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from prototok.baselines.cramming import CramConfig, cram
 from prototok.cli import main
-from prototok.cram import CramConfig, cram
 from prototok.experiments.geometry import geometry_rows
 from prototok.store import Row, Store
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .encoder import EncoderConfig, ProtoEncoder, _atomic, one_pass_loss, save_encoder, token_batch
-from .errors import PrototokError
-from .layouts import DEFAULT_LAYOUT, get_layout
-from .models import DEFAULT_MODEL, LoadedModel, load_model
+from ..errors import PrototokError
+from ..layouts import DEFAULT_LAYOUT, get_layout
+from ..models import DEFAULT_MODEL, LoadedModel, load_model
+from .model import EncoderConfig, ProtoEncoder, _atomic, one_pass_loss, save_encoder, token_batch
 
 STATE = "train_state.pt"
 LOG = "train_log.jsonl"
@@ -137,7 +137,7 @@ def read_texts(specs: list[str] | tuple[str, ...], samples: int = 5000, seed: in
 
 def _named_source(spec: str, samples: int, seed: int) -> list[str]:
     try:
-        from . import data
+        from .. import data
     except ImportError:
         return [spec]
     if spec.partition(":")[0] not in getattr(data, "SOURCES", {}):

@@ -13,9 +13,9 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .experiments.capacity import summarize
-from .geometry import PAIR_KINDS
-from .report import _capacity_settings, _fmt, _md_table, _plt, _save, method, timing_rows
+from ..experiments.capacity import summarize
+from ..geometry import PAIR_KINDS
+from . import _capacity_settings, _fmt, _md_table, _plt, _save, method, timing_rows
 
 # ------------------------------------------------------------------------------------------------ Figs. 3, 4
 

@@ -10,10 +10,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from .experiments import THRESHOLD
-from .experiments.ablate import SHARED_E_NOTE, layout_table, sharing_table
-from .experiments.capacity import summarize
-from .store import Store
+from ..experiments import THRESHOLD
+from ..experiments.ablate import SHARED_E_NOTE, layout_table, sharing_table
+from ..experiments.capacity import summarize
+from ..store import Store
 
 # Published numbers, shown beside ours when the model matches (by the last part of its name, lower-case).
 # Capacity = longest text (tokens) reconstructed at >= 0.99 accuracy, layout e m^(N-1), from the capacity
@@ -330,8 +330,8 @@ def write_report(db: str | Path, out: str | Path) -> list[Path]:
     """Write report.md and the figures into `out`; returns the files written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from .experiments.geometry import geometry_rows
-    from .report_figures import baseline_section, geometry_section, paper_figures  # they import this module
+    from ..experiments.geometry import geometry_rows
+    from .figures import baseline_section, geometry_section, paper_figures  # they import this module
 
     with Store(db) as store:
         rows = store.rows()

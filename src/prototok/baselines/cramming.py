@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import PrototokError
-from .fit import Progress, RowAdamW
-from .layouts import IGNORE
-from .models import LoadedModel
-from .onepass import embed_scale, hidden_states, token_scores
-from .protofile import ProtoTokens
-from .recipes import Recipe
+from ..errors import PrototokError
+from ..fit import Progress, RowAdamW
+from ..layouts import IGNORE
+from ..models import LoadedModel
+from ..onepass import embed_scale, scores
+from ..protofile import ProtoTokens
+from ..recipes import Recipe
 
 MEM_LAYOUT = "mem"  # the proto-token file layout of cramming results: e holds (T, K, d), m is empty (1, 0)
 
@@ -116,7 +116,7 @@ def teacher_forced_scores(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-text mean cross-entropy (B,) with grad and correct-token counts (B,), teacher-forced."""
     x, targets = teacher_forced_inputs(lm, mem, token_lists)
-    return token_scores(lm, hidden_states(lm, x), targets)
+    return scores(lm, x, targets)
 
 
 @torch.no_grad()

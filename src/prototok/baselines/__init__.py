@@ -1,0 +1,1 @@
+"""Methods the papers compare one-pass decoding against: today the cramming baseline (arXiv 2502.13063)."""

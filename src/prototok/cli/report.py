@@ -1,0 +1,23 @@
+"""`prototok report`: tables and figures from a results database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import DEFAULT_DB
+
+
+@click.command()
+@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", default="results/report", show_default=True, type=click.Path(file_okay=False))
+def report(db, out):
+    """Markdown tables shaped like the paper's Tables 1-4, and PNG figures, from the results store."""
+    from ..errors import PrototokError
+    from ..report import write_report
+
+    if not Path(db).is_file():
+        raise PrototokError(f"no results database at {db}")
+    for path in write_report(db, out):
+        click.echo(f"wrote {path}")
