@@ -3,16 +3,17 @@ import torch
 
 from prototok.baselines.cramming import (
     CramConfig,
+    Cramming,
     cram,
-    decode_mem,
     generation_scores,
     greedy_generate,
     mem_of,
     teacher_forced_inputs,
     teacher_forced_scores,
-    to_proto,
 )
+from prototok.decode import decode_tokens
 from prototok.errors import PrototokError
+from prototok.methods import to_proto
 from prototok.onepass import hidden_states
 from prototok.protofile import ProtoTokens
 
@@ -87,16 +88,18 @@ def test_generation_scores_count_positions_and_prefix():
 
 
 def test_saved_in_the_proto_token_format_and_decoded_greedily(tiny, crammed, tmp_path):
-    proto = to_proto(tiny, [crammed], [TEXT], FAST, store_text=True)
+    method = Cramming(FAST)
+    proto = to_proto(method, tiny, [crammed], layout="mem", texts=[TEXT], store_text=True)
     path = proto.save(tmp_path / "mem.safetensors")
     back = ProtoTokens.load(path)
-    assert back.layout == "mem" and back.extra["num_mem"] == 2 and back.recipe == "cram"
+    assert back.layout == "mem" and back.extra["num_mem"] == 2 and back.recipe == method.key
+    assert back.recipe == "cram(num_mem=2,lr=0.1,max_steps=300)" and back.texts == [TEXT]
     assert torch.equal(mem_of(back), crammed.mem[None])
-    assert decode_mem(tiny, back) == [ids(tiny, TEXT)]
+    assert decode_tokens(tiny, back) == [ids(tiny, TEXT)]  # dispatched on the file's layout to greedy decoding
 
 
 def test_a_one_pass_file_is_not_taken_for_mem_vectors(tiny, crammed):
-    proto = to_proto(tiny, [crammed], [TEXT], FAST)
+    proto = to_proto(Cramming(FAST), tiny, [crammed], layout="mem", texts=[TEXT])
     proto.layout = "e m^(N-1)"
     with pytest.raises(PrototokError, match="not cramming"):
         mem_of(proto)

@@ -23,7 +23,7 @@ def test_round_trip_keeps_tensors_and_metadata(proto, tmp_path):
     back = ProtoTokens.load(path)
     assert torch.equal(back.e, proto.e) and torch.equal(back.m, proto.m)
     assert back.lengths == proto.lengths == [6, 2]
-    assert back.layout == "e m^(N-1)" and back.recipe == "paper"
+    assert back.layout == "e m^(N-1)" and back.recipe == "paper(lr=0.1,max_steps=300)"  # the resolved recipe
     assert back.accuracy == proto.accuracy and back.steps == proto.steps
     assert back.model_fingerprint == proto.model_fingerprint and back.texts is None
     assert len(back.text_sha256[0]) == 64

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .methods import for_layout
 from .models import LoadedModel, load_model
-from .onepass import decode_tokens as onepass_tokens
 from .protofile import ProtoTokens
 from .tokens import detokenize, tokenize
 
@@ -20,12 +20,9 @@ class Decoded:
 
 
 def decode_tokens(lm: LoadedModel, proto: ProtoTokens) -> list[list[int]]:
-    """All texts of the file in one batched forward pass."""
-    if proto.layout == "mem":  # cramming baseline: greedy generation from K [mem] vectors
-        from .baselines.cramming import decode_mem
-
-        return decode_mem(lm, proto)
-    return onepass_tokens(lm, proto.e, proto.m, proto.layout, proto.lengths)
+    """Token ids of every text in the file, as its method decodes them (one-pass: one batched forward)."""
+    proto.check_model(lm)
+    return for_layout(proto.layout).decode(lm, proto)
 
 
 def decode(

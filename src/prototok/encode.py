@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-
 from .fit import Progress, fit
 from .layouts import DEFAULT_LAYOUT, get_layout
+from .methods import OnePass, to_proto
 from .models import DEFAULT_MODEL, LoadedModel, load_model
 from .protofile import ProtoTokens
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
@@ -46,21 +45,6 @@ def encode(
         progress=progress,
         compile=compile,
     )
-    e = torch.stack([r.e for r in results])
-    m = torch.stack([r.m for r in results])
-    if share == "m":
-        m = m[:1]
-    return ProtoTokens.for_model(
-        lm,
-        texts,
-        store_text=store_text,
-        e=e,
-        m=m,
-        layout=lay.name,
-        lengths=[len(t) for t in token_lists],
-        accuracy=[r.accuracy for r in results],
-        steps=[r.steps for r in results],
-        recipe=rec.name,
-        seed=seed,
-        extra={"loss": [r.loss for r in results], "seconds": [r.seconds for r in results], "share": share},
+    return to_proto(
+        OnePass(rec), lm, results, layout=lay.name, share=share, seed=seed, texts=texts, store_text=store_text
     )

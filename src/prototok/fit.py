@@ -170,74 +170,116 @@ def _scores(lm, lay, e, m, token_lists, length=None, backbone=None):
     return total, loss.detach().cpu(), correct.cpu()
 
 
-def _fit_queue(
-    lm, token_lists, lay, rec, seed, batch_size, progress, warm_start, compile, init_ids, on_result
-) -> list[FitResult]:
-    d, dev, n = lm.hidden_size, lm.device, len(token_lists)
-    scale = init_scale(lm, rec)
-    size = max(1, min(batch_size, n))
-    E = torch.zeros(size, d, device=dev, requires_grad=True)
-    M = torch.zeros(size, d, device=dev, requires_grad=True)
-    opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
+def init_stream(seed: int, index: int) -> torch.Generator:
+    """The CPU generator a text's init draws from: one per (seed, text id), so a text starts from the same
+    vectors whatever batch, rerun or rank it lands in (and on any device)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + index)
+
+
+@dataclass
+class Slots:
+    """What a method trains in the batcher: row s of every param belongs to the text in slot s."""
+
+    params: list[torch.Tensor]  # leaf tensors (slots, ...), requires_grad
+    lr_scales: list[float]  # per param: its learning rate (and init) relative to the recipe's
+    init: Callable[[int, int, torch.Generator, bool], None]  # (slot, text, its stream, restart): fill row in place
+    score: Callable[[torch.Tensor, list[list[int]]], tuple[torch.Tensor, torch.Tensor]]  # rows, texts -> loss, right
+    keep: Callable[[int], tuple]  # slot -> the state to keep for its text (CPU copies)
+
+
+@dataclass
+class Kept:
+    """One text's outcome in the batcher: its best state (highest accuracy, then lowest loss)."""
+
+    index: int
+    state: tuple
+    accuracy: float
+    steps: int  # optimiser steps taken before the kept state
+    loss: float
+    seconds: float
+    steps_run: int  # forward+backward passes the text took part in
+
+
+def run_slots(
+    slots: Slots,
+    token_lists: list[list[int]],
+    recipe: Recipe,
+    *,
+    seed: int,
+    init_ids: list[int] | None = None,
+    patience: int = 0,
+    fixed_shape: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    on_done: Callable[[Kept], None] | None = None,
+) -> list[Kept]:
+    """Continuous batching: the one loop behind every method's per-text fitting.
+
+    A queue of texts feeds the slots; each step scores the active slots (one forward+backward), keeps each
+    text's best state, and a text leaves its slot when solved (accuracy 1.0), at recipe.max_steps, or after
+    `patience` steps without a better accuracy (0: never); the next text takes the slot. recipe.restart_after
+    re-draws a text's vectors after that many steps without a new best. fixed_shape scores every slot every
+    step (empty ones with no tokens), so a compiled backbone sees one shape.
+    """
+    n, size = len(token_lists), slots.params[0].shape[0]
+    dev = slots.params[0].device
+    ids = list(range(n)) if init_ids is None else list(init_ids)
+    if len(ids) != n:
+        raise ValueError(f"{n} texts but {len(ids)} init_ids")
+    opt = RowAdamW(slots.params, recipe, slots.lr_scales)
     queue = deque(range(n))
-    text = [None] * size  # text index in each slot
+    text: list[int | None] = [None] * size  # text index in each slot
     gens: list[torch.Generator | None] = [None] * size
-    steps, since_best, started = [0] * size, [0] * size, [0.0] * size
-    best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, e, m, loss)
-    results: list[FitResult | None] = [None] * n
+    steps, since_best, since_better, started = [0] * size, [0] * size, [0] * size, [0.0] * size
+    best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, state, loss)
+    kept: list[Kept | None] = [None] * n
     step = 0
-    # fixed shape (every slot, longest text) when compiled: one graph, captured once
-    backbone = compiled_backbone(lm) if compile else None
-    fixed_len = max(lay.length(len(t)) for t in token_lists) if compile else None
 
     def fill(s: int) -> None:
         i = queue.popleft()
-        text[s] = i
-        gens[s] = torch.Generator().manual_seed(seed * 1_000_003 + (init_ids[i] if init_ids else i))
+        text[s], gens[s] = i, init_stream(seed, ids[i])
         with torch.no_grad():
-            E[s], M[s] = _draw(gens[s], d, scale * rec.e_scale).to(dev), _draw(gens[s], d, scale).to(dev)
-            if warm_start is not None:
-                E[s], M[s] = (v.reshape(d).to(dev, torch.float32) for v in warm_start[i])
+            slots.init(s, i, gens[s], False)
         opt.reset(s)
-        steps[s] = since_best[s] = 0
+        steps[s] = since_best[s] = since_better[s] = 0
         best[s], started[s] = None, time.perf_counter()
 
     def finish(s: int) -> None:
-        acc, _, st, e, m, loss = best[s]
+        acc, _, st, state, loss = best[s]
         i = text[s]
-        secs = time.perf_counter() - started[s]
-        results[i] = FitResult(i, token_lists[i], e, m, acc, st, loss, secs, acc >= 1.0, steps[s] + 1)
+        kept[i] = Kept(i, state, acc, st, loss, time.perf_counter() - started[s], steps[s] + 1)
         text[s] = None
-        if on_result:
-            on_result(results[i])
+        if on_done:
+            on_done(kept[i])
 
     while queue or any(t is not None for t in text):
         for s in range(size):
             if text[s] is None and queue:
                 fill(s)
         active = [s for s in range(size) if text[s] is not None]
-        batch = list(range(size)) if compile else active
-        rows = torch.tensor(batch, device=dev)
+        batch = list(range(size)) if fixed_shape else active
         toks = [token_lists[text[s]] if text[s] is not None else [] for s in batch]
-        total, loss, correct = _scores(lm, lay, E[rows], M[rows], toks, fixed_len, backbone)
+        loss, correct = slots.score(torch.tensor(batch, device=dev), toks)
+        total = loss.sum()
+        check_finite(total)
         total.backward()
+        loss, correct = loss.detach().cpu(), correct.cpu()  # the one sync per step: slots change on its result
         updating = []
-        for j, s in enumerate(batch):  # .cpu() above is the one sync per step: slots change on its result
+        for j, s in enumerate(batch):
             if text[s] is None:
                 continue
             acc = correct[j].item() / len(toks[j])
-            key = (acc, -loss[j].item())
-            if best[s] is None or key > best[s][:2]:
-                best[s] = (*key, steps[s], E[s].detach().cpu().clone(), M[s].detach().cpu().clone(), loss[j].item())
+            since_better[s] = 0 if best[s] is None or acc > best[s][0] else since_better[s] + 1
+            if best[s] is None or (acc, -loss[j].item()) > best[s][:2]:
+                best[s] = (acc, -loss[j].item(), steps[s], slots.keep(s), loss[j].item())
                 since_best[s] = 0
             else:
                 since_best[s] += 1
-            if acc >= 1.0 or steps[s] >= rec.max_steps:
+            if acc >= 1.0 or steps[s] >= recipe.max_steps or (patience and since_better[s] >= patience):
                 finish(s)
                 continue
-            if rec.restart_after and since_best[s] >= rec.restart_after:
+            if recipe.restart_after and since_best[s] >= recipe.restart_after:
                 with torch.no_grad():
-                    E[s], M[s] = _draw(gens[s], d, scale * rec.e_scale).to(dev), _draw(gens[s], d, scale).to(dev)
+                    slots.init(s, text[s], gens[s], True)
                 opt.reset(s)
                 since_best[s] = 0
             else:  # a freshly re-drawn row waits for its own gradient
@@ -245,20 +287,62 @@ def _fit_queue(
             steps[s] += 1
         if updating:
             opt.step(torch.tensor(updating, device=dev))
-        E.grad = M.grad = None
+        for p in slots.params:
+            p.grad = None
         step += 1
         if progress:
-            done = sum(r is not None for r in results)
+            live = [j for j in range(len(batch)) if toks[j]]
             progress(
                 Progress(
                     step,
-                    done,
+                    sum(k is not None for k in kept),
                     n,
-                    sum(correct[j].item() / len(toks[j]) for j in range(len(batch)) if toks[j]) / len(active),
-                    sum(r is not None and r.solved for r in results),
+                    sum(correct[j].item() / len(toks[j]) for j in live) / len(live),
+                    sum(k is not None and k.accuracy >= 1.0 for k in kept),
                 )
             )
-    return results
+    return kept
+
+
+def _fit_queue(
+    lm, token_lists, lay, rec, seed, batch_size, progress, warm_start, compile, init_ids, on_result
+) -> list[FitResult]:
+    d, dev = lm.hidden_size, lm.device
+    scale = init_scale(lm, rec)
+    size = max(1, min(batch_size, len(token_lists)))
+    E = torch.zeros(size, d, device=dev, requires_grad=True)
+    M = torch.zeros(size, d, device=dev, requires_grad=True)
+    # fixed shape (every slot, longest text) when compiled: one graph, captured once
+    backbone = compiled_backbone(lm) if compile else None
+    fixed_len = max(lay.length(len(t)) for t in token_lists) if compile else None
+
+    def init(s: int, i: int, gen: torch.Generator, restart: bool) -> None:
+        E[s], M[s] = _draw(gen, d, scale * rec.e_scale).to(dev), _draw(gen, d, scale).to(dev)
+        if warm_start is not None and not restart:
+            E[s], M[s] = (v.reshape(d).to(dev, torch.float32) for v in warm_start[i])
+
+    def score(rows: torch.Tensor, toks: list[list[int]]):
+        return layout_scores(lm, lay, E[rows], M[rows], toks, fixed_len, backbone)
+
+    def keep(s: int) -> tuple:
+        return E[s].detach().cpu().clone(), M[s].detach().cpu().clone()
+
+    def result(k: Kept) -> FitResult:
+        e, m = k.state
+        return FitResult(k.index, token_lists[k.index], e, m, k.accuracy, k.steps, k.loss, k.seconds,
+                         k.accuracy >= 1.0, k.steps_run)  # fmt: skip
+
+    kept = run_slots(
+        Slots([E, M], [rec.e_scale, 1.0], init, score, keep),
+        token_lists,
+        rec,
+        seed=seed,
+        init_ids=init_ids,
+        fixed_shape=compile,
+        progress=progress,
+        on_done=(lambda k: on_result(result(k))) if on_result else None,
+    )
+    return [result(k) for k in kept]
 
 
 def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> list[FitResult]:

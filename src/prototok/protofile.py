@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import PrototokError
 from .files import atomic_write
-from .tokens import text_sha256
+from .tokens import text_sha256 as sha256_of_text
 
 FORMAT_VERSION = 1
 
@@ -42,13 +42,16 @@ class ProtoTokens:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def for_model(cls, lm, texts: list[str], *, store_text: bool = False, **fields) -> ProtoTokens:
-        """Ties new vectors to what they were made for: the model's name and fingerprints, the texts' sha256."""
+    def for_model(
+        cls, lm, texts: list[str], *, store_text: bool = False, text_sha256: list[str] | None = None, **fields
+    ) -> ProtoTokens:
+        """Ties new vectors to what they were made for: the model's name and fingerprints, and the texts' sha256
+        (or the given hashes: experiments identify a text by its token ids)."""
         return cls(
             model=lm.name,
             model_fingerprint=lm.fingerprint,
             tokenizer_fingerprint=lm.tokenizer_fingerprint,
-            text_sha256=[text_sha256(t) for t in texts],
+            text_sha256=text_sha256 if text_sha256 is not None else [sha256_of_text(t) for t in texts],
             texts=list(texts) if store_text else None,
             **fields,
         )

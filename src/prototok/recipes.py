@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 SCHEDULES = ("constant", "cosine")
 INITS = ("normal", "embedding")
@@ -42,6 +42,18 @@ class Recipe:
             raise ValueError(f"Recipe.init must be one of {INITS}, got '{self.init}'")
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"Recipe.betas must lie in [0, 1), got {self.betas}")
+
+    @property
+    def key(self) -> str:
+        """Name plus the fields that differ from the named recipe: 'paper' or 'paper(lr=0.05,max_steps=300)'.
+        Stored rows are keyed by it, so a changed setting is a new measurement, never a duplicate."""
+        base = RECIPES.get(self.name)
+        diff = [
+            f"{f.name}={getattr(self, f.name)}"
+            for f in fields(self)
+            if f.compare and f.name != "name" and (base is None or getattr(self, f.name) != getattr(base, f.name))
+        ]
+        return self.name + (f"({','.join(diff)})" if diff else "")
 
 
 RECIPES: dict[str, Recipe] = {

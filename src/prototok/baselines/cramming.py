@@ -15,15 +15,14 @@ its batch; and greedy accuracy is reported beside teacher-forced accuracy, which
 from __future__ import annotations
 
 import inspect
-import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 
 from ..errors import PrototokError
-from ..fit import Progress, RowAdamW
+from ..fit import Progress, Slots, run_slots
 from ..layouts import IGNORE
 from ..models import LoadedModel
 from ..onepass import embed_scale, scores
@@ -168,8 +167,8 @@ def cram(
 ) -> list[CramResult]:
     """Train K [mem] vectors per text; results in input order, each with teacher-forced and greedy accuracy.
 
-    Continuous batching as in prototok.fit: a text leaves its slot when solved, out of steps or out of
-    patience, and the next takes it. Each text draws its init from its own stream (seed, init_ids[i]; by
+    The continuous batcher of prototok.fit (run_slots): a text leaves its slot when solved, out of steps or out
+    of patience, and the next takes it. Each text draws its init from its own stream (seed, init_ids[i]; by
     default its index), so an experiment can make a text's vectors depend on its key, not on its batch.
     """
     cfg = config or CramConfig()
@@ -178,85 +177,57 @@ def cram(
     longest = cfg.num_mem + max(len(t) for t in token_lists) - 1
     if longest > lm.max_positions:
         raise PrototokError(f"mem + text need {longest} positions, more than the model's context ({lm.max_positions})")
-    d, k, dev, n = lm.hidden_size, cfg.num_mem, lm.device, len(token_lists)
+    d, k, dev = lm.hidden_size, cfg.num_mem, lm.device
     scale = cfg.init_scale * lm.model.get_input_embeddings().weight.float().std().item()
-    size = max(1, min(batch_size, n))
-    ids = list(range(n)) if init_ids is None else list(init_ids)
-    if len(ids) != n:
-        raise ValueError(f"{n} texts but {len(ids)} init_ids")
+    size = max(1, min(batch_size, len(token_lists)))
     # RowAdamW updates rows of 2-D tensors: mem_1 (slots, d) with its own lr scale, mem_2..K (slots, (K-1)*d)
     params = [torch.zeros(size, d, device=dev, requires_grad=True)]
     params += [torch.zeros(size, (k - 1) * d, device=dev, requires_grad=True)] if k > 1 else []
-    opt = RowAdamW(params, cfg.recipe(), [cfg.first_scale, 1.0][: len(params)])
 
     def mem_rows(rows: torch.Tensor) -> torch.Tensor:
         return torch.cat([p[rows] for p in params], dim=1).view(len(rows), k, d)  # (R, K, d)
 
-    queue = deque(range(n))
-    text: list[int | None] = [None] * size
-    steps, since_better, started = [0] * size, [0] * size, [0.0] * size
-    best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, mem)
-    kept: list[tuple | None] = [None] * n  # (accuracy, steps, loss, mem, seconds)
-    step = 0
+    def init(s: int, i: int, gen: torch.Generator, restart: bool) -> None:
+        v = (torch.randn(k * d, generator=gen) * scale).to(dev)  # CPU stream: same on any device
+        params[0][s] = v[:d] * cfg.first_scale
+        if k > 1:
+            params[1][s] = v[d:]
 
-    def fill(s: int) -> None:
-        i = queue.popleft()
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + ids[i])
-        with torch.no_grad():
-            v = (torch.randn(k * d, generator=gen) * scale).to(dev)  # CPU stream: same on any device
-            params[0][s] = v[:d] * cfg.first_scale
-            if k > 1:
-                params[1][s] = v[d:]
-        opt.reset(s)
-        text[s], steps[s], since_better[s], best[s], started[s] = i, 0, 0, None, time.perf_counter()
+    def score(rows: torch.Tensor, toks: list[list[int]]):
+        return teacher_forced_scores(lm, mem_rows(rows), toks)
 
-    while queue or any(t is not None for t in text):
-        for s in range(size):
-            if text[s] is None and queue:
-                fill(s)
-        active = [s for s in range(size) if text[s] is not None]
-        rows = torch.tensor(active, device=dev)
-        toks = [token_lists[text[s]] for s in active]
-        loss, correct = teacher_forced_scores(lm, mem_rows(rows), toks)
-        total = loss.sum()
-        if not torch.isfinite(total):
-            raise PrototokError("loss became NaN/inf: lower the learning rate or init scale")
-        total.backward()
-        loss, correct = loss.detach().cpu(), correct.cpu()  # the one sync per step
-        updating = []
-        for j, s in enumerate(active):
-            acc = correct[j].item() / len(toks[j])
-            if best[s] is None or acc > best[s][0]:
-                since_better[s] = 0  # patience counts steps without a better accuracy, as the paper's code
-            else:
-                since_better[s] += 1
-            if best[s] is None or (acc, -loss[j].item()) > best[s][:2]:
-                best[s] = (acc, -loss[j].item(), steps[s], mem_rows(torch.tensor([s], device=dev))[0].detach().cpu())
-            out_of_patience = cfg.patience and since_better[s] >= cfg.patience
-            if acc >= 1.0 or steps[s] >= cfg.max_steps or out_of_patience:
-                b_acc, neg_loss, b_steps, b_mem = best[s]
-                kept[text[s]] = (b_acc, b_steps, -neg_loss, b_mem, time.perf_counter() - started[s])
-                text[s] = None
-                continue
-            updating.append(s)
-            steps[s] += 1
-        if updating:
-            opt.step(torch.tensor(updating, device=dev))
-        for p in params:
-            p.grad = None
-        step += 1
-        if progress:
-            done = sum(r is not None for r in kept)
-            solved = sum(r is not None and r[0] >= 1.0 for r in kept)
-            lengths = torch.tensor([len(t) for t in toks])
-            progress(Progress(step, done, n, (correct.float() / lengths).mean().item(), solved))
+    def keep(s: int) -> tuple:
+        return (mem_rows(torch.tensor([s], device=dev))[0].detach().cpu(),)
 
-    mems = torch.stack([r[3] for r in kept])  # (T, K, d)
+    kept = run_slots(
+        Slots(params, [cfg.first_scale, 1.0][: len(params)], init, score, keep),
+        token_lists,
+        cfg.recipe(),
+        seed=seed,
+        init_ids=init_ids,
+        patience=cfg.patience,  # steps without a better accuracy, as the paper's code counts them
+        progress=progress,
+    )
+    mems = torch.stack([kp.state[0] for kp in kept])  # (T, K, d)
     generated = generate_tokens(lm, mems, [len(t) for t in token_lists], batch_size)
     results = []
-    for i, (acc, st, loss_i, m, secs) in enumerate(kept):
+    for i, kp in enumerate(kept):
         gen_acc, prefix = generation_scores(generated[i], token_lists[i])
-        results.append(CramResult(i, token_lists[i], m, acc, gen_acc, prefix, generated[i], st, loss_i, secs, acc >= 1))
+        results.append(
+            CramResult(
+                i,
+                token_lists[i],
+                kp.state[0],
+                kp.accuracy,
+                gen_acc,
+                prefix,
+                generated[i],
+                kp.steps,
+                kp.loss,
+                kp.seconds,
+                kp.accuracy >= 1,
+            )  # fmt: skip
+        )
     return results
 
 
@@ -270,39 +241,65 @@ def generate_tokens(lm: LoadedModel, mems: torch.Tensor, lengths: list[int], bat
     return out
 
 
-def to_proto(
-    lm: LoadedModel,
-    results: list[CramResult],
-    texts: list[str],
-    config: CramConfig | None = None,
-    *,
-    seed: int = 0,
-    store_text: bool = False,
-) -> ProtoTokens:
-    """A proto-token file for cramming results: layout "mem", e (T, K, d), m empty (1, 0)."""
-    cfg = config or CramConfig()
-    if len(texts) != len(results):
-        raise ValueError(f"{len(results)} results but {len(texts)} texts")
-    return ProtoTokens.for_model(
-        lm,
-        texts,
-        store_text=store_text,
-        e=torch.stack([r.mem for r in results]),
-        m=torch.zeros(1, 0),
-        layout=MEM_LAYOUT,
-        lengths=[len(r.tokens) for r in results],
-        accuracy=[r.accuracy for r in results],
-        steps=[r.steps for r in results],
-        recipe="cram",
-        seed=seed,
-        extra={
-            "num_mem": cfg.num_mem,
-            "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-            "gen_accuracy": [r.gen_accuracy for r in results],
-            "loss": [r.loss for r in results],
-            "seconds": [r.seconds for r in results],
-        },
-    )
+@dataclass(frozen=True)
+class Cramming:
+    """The cramming baseline as a prototok method (see methods.py): files of layout "mem", decoded greedily."""
+
+    config: CramConfig = CramConfig()
+    name: ClassVar[str] = "cram"
+    judged_on: ClassVar[str] = "gen_accuracy"  # greedy generation: what reading the text back gives
+    file_layout: ClassVar[str] = MEM_LAYOUT
+
+    @property
+    def key(self) -> str:
+        """'cram(num_mem=K)' plus the fields that differ from the paper's defaults, e.g. 'cram(num_mem=1,lr=0.1)'."""
+        base, cfg = CramConfig(), self.config
+        diff = [
+            f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if getattr(cfg, f.name) != getattr(base, f.name)
+        ]
+        return f"cram({','.join([f'num_mem={cfg.num_mem}'] + [x for x in diff if not x.startswith('num_mem=')])})"
+
+    def positions(self, layout: str, n: int) -> int:
+        return self.config.num_mem + n - 1
+
+    def fit(
+        self,
+        lm: LoadedModel,
+        token_lists: list[list[int]],
+        *,
+        layout: str = MEM_LAYOUT,
+        seed: int = 0,
+        batch_size: int = 8,
+        share: str = "none",
+        progress: Callable[[Progress], None] | None = None,
+        init_ids: list[int] | None = None,
+        process_group=None,
+    ) -> list[CramResult]:
+        if share != "none":
+            raise PrototokError("cramming has no shared vectors: use --share none with --method cram")
+        return cram(lm, token_lists, self.config, seed=seed, batch_size=batch_size, progress=progress,
+                    init_ids=init_ids)  # fmt: skip
+
+    def file_fields(self, results: list[CramResult], layout: str, share: str) -> dict:
+        cfg = self.config
+        return {
+            "e": torch.stack([r.mem for r in results]),  # (T, K, d)
+            "m": torch.zeros(1, 0),
+            "layout": MEM_LAYOUT,
+            "extra": {
+                "num_mem": cfg.num_mem,
+                "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+                "gen_accuracy": [r.gen_accuracy for r in results],
+            },
+        }
+
+    @staticmethod
+    def decode(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
+        """Greedy generation of every text in the file."""
+        return generate_tokens(lm, mem_of(proto).to(lm.device), proto.lengths, batch_size)
+
+    def row_columns(self, results: list[CramResult]) -> dict[str, list]:
+        return {"gen_accuracy": [r.gen_accuracy for r in results]}
 
 
 def mem_of(proto: ProtoTokens) -> torch.Tensor:
@@ -316,9 +313,3 @@ def mem_of(proto: ProtoTokens) -> torch.Tensor:
             f"got e {tuple(e.shape)}, m {tuple(proto.m.shape)}"
         )
     return e
-
-
-def decode_mem(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
-    """Greedy generation of every text in a cramming file (what decode.decode_tokens would call for 'mem')."""
-    proto.check_model(lm)
-    return generate_tokens(lm, mem_of(proto).to(lm.device), proto.lengths, batch_size)

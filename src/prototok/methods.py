@@ -1,0 +1,146 @@
+"""Methods: how a text becomes vectors and comes back. Each is one object that says how it fits, what its file
+holds and how that file is decoded; nothing outside a method branches on its name.
+
+- "onepass" (OnePass): (e, m) under a layout, fitted by prototok.fit, decoded in one forward pass.
+- "cram" (baselines.cramming.Cramming): K [mem] vectors, decoded by greedy generation.
+
+A new method is a dataclass with the attributes and methods of OnePass, plus one entry in METHODS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import torch
+
+from .baselines.cramming import Cramming
+from .fit import FitResult, Progress, fit
+from .layouts import get_layout
+from .models import LoadedModel
+from .onepass import decode_tokens
+from .protofile import ProtoTokens
+from .recipes import Recipe
+
+
+class Method(Protocol):
+    name: ClassVar[str]
+    judged_on: ClassVar[str]  # the row column capacity is judged on
+
+    @property
+    def key(self) -> str: ...  # the `recipe` column of its rows: the method's resolved settings
+
+    def positions(self, layout: str, n: int) -> int: ...  # model positions a text of n tokens needs
+
+    def fit(self, lm: LoadedModel, token_lists: list[list[int]], **kw) -> list: ...
+
+    def file_fields(self, results: list, layout: str, share: str) -> dict: ...  # e, m, layout, extra of its file
+
+    @staticmethod
+    def decode(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]: ...  # a file's texts
+
+    def row_columns(self, results: list) -> dict[str, list]: ...  # per-method extra row columns
+
+
+@dataclass(frozen=True)
+class OnePass:
+    """Proto-tokens (e, m): the papers' method."""
+
+    recipe: Recipe
+    name: ClassVar[str] = "onepass"
+    judged_on: ClassVar[str] = "accuracy"
+
+    @property
+    def key(self) -> str:
+        return self.recipe.key
+
+    def positions(self, layout: str, n: int) -> int:
+        return get_layout(layout).length(n)
+
+    def fit(
+        self,
+        lm: LoadedModel,
+        token_lists: list[list[int]],
+        *,
+        layout: str,
+        seed: int,
+        batch_size: int = 8,
+        share: str = "none",
+        progress: Callable[[Progress], None] | None = None,
+        init_ids: list[int] | None = None,
+        process_group=None,
+    ) -> list[FitResult]:
+        return fit(
+            lm,
+            token_lists,
+            layout=layout,
+            recipe=self.recipe,
+            seed=seed,
+            share=share,
+            batch_size=batch_size,
+            progress=progress,
+            init_ids=init_ids,
+            process_group=process_group,
+        )
+
+    def file_fields(self, results: list[FitResult], layout: str, share: str) -> dict:
+        e = torch.stack([r.e for r in results])  # (T, d); a shared e is the same row T times
+        m = torch.stack([r.m for r in results])
+        return {"e": e, "m": m[:1] if share == "m" else m, "layout": layout, "extra": {"share": share}}
+
+    @staticmethod
+    def decode(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
+        """All texts of the file in one batched forward pass (batch_size does not apply)."""
+        return decode_tokens(lm, proto.e, proto.m, proto.layout, proto.lengths)
+
+    def row_columns(self, results: list[FitResult]) -> dict[str, list]:
+        return {}
+
+
+METHODS: dict[str, type] = {"onepass": OnePass, "cram": Cramming}
+
+
+def for_layout(layout: str) -> type:
+    """The method whose files (and rows) carry this layout: a method with a layout of its own, else one-pass."""
+    for cls in METHODS.values():
+        if getattr(cls, "file_layout", None) == layout:
+            return cls
+    return OnePass
+
+
+def judged_score(row: dict) -> float:
+    """The accuracy a stored row is judged on (its method's `judged_on` column)."""
+    value = row.get(for_layout(row["layout"]).judged_on)
+    return row["accuracy"] if value is None else value
+
+
+def to_proto(
+    method: Method,
+    lm: LoadedModel,
+    results: list,
+    *,
+    layout: str,
+    share: str = "none",
+    seed: int = 0,
+    texts: list[str] | None = None,
+    text_sha256: list[str] | None = None,
+    store_text: bool = False,
+    extra: dict | None = None,
+) -> ProtoTokens:
+    """A file of fitted results, tied to the model: the method says what its tensors are; every result adds
+    its accuracy, steps, loss and fit time. Texts are identified by `texts` (their sha256) or `text_sha256`."""
+    file = method.file_fields(results, layout, share)
+    file["extra"] |= {"loss": [r.loss for r in results], "seconds": [r.seconds for r in results]} | (extra or {})
+    return ProtoTokens.for_model(
+        lm,
+        texts or [],
+        store_text=store_text,
+        text_sha256=text_sha256,
+        **file,
+        lengths=[len(r.tokens) for r in results],
+        accuracy=[r.accuracy for r in results],
+        steps=[r.steps for r in results],
+        recipe=method.key,
+        seed=seed,
+    )
