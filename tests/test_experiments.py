@@ -13,10 +13,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import prototok.experiments as ex
+import prototok.experiments.runner as ex
+import prototok.methods as methods
 from prototok.cli import main
 from prototok.decode import decode_tokens
 from prototok.experiments.capacity import CapacityConfig, run_capacity
+from prototok.fit import fit
 from prototok.protofile import ProtoTokens
 from prototok.recipes import get_recipe
 from prototok.report import paper_number
@@ -38,19 +40,19 @@ def docs(tmp_path_factory):
 def make_run(lm, db, docs, *, n=2, lengths=(4, 8), recipe=FAST, batch_size=2, experiment="capacity"):
     source, samples = ex.load(str(docs), n, lm, min_chars=300)
     texts = ex.prefixes(lm, samples, list(lengths))
-    return ex.Run(lm, Store(db), experiment, "tiny", source, recipe, batch_size), texts
+    return ex.Run(lm, Store(db), experiment, "tiny", source, methods.OnePass(recipe), batch_size), texts
 
 
 def count_fitted(monkeypatch):
     """Wrap the fitter the experiments call; returns the list of texts it was given."""
     seen = []
-    real = ex.fit
+    real = methods.fit
 
     def counting(lm, token_lists, **kw):
         seen.extend(token_lists)
         return real(lm, token_lists, **kw)
 
-    monkeypatch.setattr(ex, "fit", counting)
+    monkeypatch.setattr(methods, "fit", counting)
     return seen
 
 
@@ -89,9 +91,10 @@ def test_warm_start_draw_is_fits_own_draw(tiny):
     """Rows depend on their key only because each text starts from the draw fit() gives its sample index."""
     toks = tiny.tokenizer("the cat sat", add_special_tokens=False)["input_ids"]
     rec = get_recipe("fast", max_steps=0)  # e drawn at e_scale x m's scale
-    res = ex.fit(tiny, [toks] * 3, recipe=rec, seed=3)
-    e, m = ex.initial_vectors(tiny, rec, 3, 2)
-    assert torch.equal(res[2].e, e) and torch.equal(res[2].m, m)
+    res = fit(tiny, [toks] * 3, recipe=rec, seed=3)
+    alone = fit(tiny, [toks], recipe=rec, seed=3, init_ids=[2])  # the same text, fitted alone with its id
+    assert torch.equal(res[2].e, alone[0].e) and torch.equal(res[2].m, alone[0].m)
+    assert not torch.equal(res[1].e, res[2].e)  # another id, another draw
 
 
 def test_capacity_rows_agree_with_their_files_and_the_walk_stops(tiny, docs, tmp_path):
@@ -342,7 +345,7 @@ def test_real_model_capacity(real, tmp_path):
         "capacity",
         "smollm2-135m",
         source,
-        get_recipe("fast", max_steps=30),
+        methods.OnePass(get_recipe("fast", max_steps=30)),
         batch_size=2,
     )
     summary = run_capacity(run, texts, CapacityConfig(lengths=(4, 8, 16)))

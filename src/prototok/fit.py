@@ -170,10 +170,15 @@ def _scores(lm, lay, e, m, token_lists, length=None, backbone=None):
     return total, loss.detach().cpu(), correct.cpu()
 
 
+def init_id(seed: int, index: int) -> int:
+    """One integer per (seed, index): the seed of a text's (or a group's) own init stream."""
+    return seed * 1_000_003 + index
+
+
 def init_stream(seed: int, index: int) -> torch.Generator:
     """The CPU generator a text's init draws from: one per (seed, text id), so a text starts from the same
     vectors whatever batch, rerun or rank it lands in (and on any device)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + index)
+    return torch.Generator().manual_seed(init_id(seed, index))
 
 
 @dataclass
@@ -422,3 +427,17 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
         )
         for k, i in enumerate(mine)
     ]
+
+
+def time_step(step: Callable[[], torch.Tensor]) -> float:
+    """Wall time of one forward+backward (step() returns the loss to backpropagate), after one warm-up call.
+    The .item() on the loss's gradient-carrying input syncs the device, so the time is the step's own."""
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        with torch.enable_grad():
+            loss = step()
+            loss.sum().backward()
+        loss.detach().sum().item()
+        times.append(time.perf_counter() - t0)
+    return times[-1]

@@ -16,10 +16,10 @@ from typing import ClassVar, Protocol
 import torch
 
 from .baselines.cramming import Cramming
-from .fit import FitResult, Progress, fit
+from .fit import FitResult, Progress, fit, time_step
 from .layouts import get_layout
 from .models import LoadedModel
-from .onepass import decode_tokens
+from .onepass import decode_tokens, layout_scores
 from .protofile import ProtoTokens
 from .recipes import Recipe
 
@@ -32,6 +32,13 @@ class Method(Protocol):
     def key(self) -> str: ...  # the `recipe` column of its rows: the method's resolved settings
 
     def positions(self, layout: str, n: int) -> int: ...  # model positions a text of n tokens needs
+
+    def layout_for(self, layout: str) -> str: ...  # the layout its rows and files carry
+
+    @property
+    def max_steps(self) -> int: ...  # per text
+
+    def step_seconds(self, lm: LoadedModel, layout: str, batch: int, length: int) -> float: ...  # one timed step
 
     def fit(self, lm: LoadedModel, token_lists: list[list[int]], **kw) -> list: ...
 
@@ -57,6 +64,21 @@ class OnePass:
 
     def positions(self, layout: str, n: int) -> int:
         return get_layout(layout).length(n)
+
+    def layout_for(self, layout: str) -> str:
+        return get_layout(layout).name
+
+    @property
+    def max_steps(self) -> int:
+        return self.recipe.max_steps
+
+    def step_seconds(self, lm: LoadedModel, layout: str, batch: int, length: int) -> float:
+        def step() -> torch.Tensor:
+            e = torch.randn(batch, lm.hidden_size, device=lm.device, requires_grad=True)
+            m = torch.randn(batch, lm.hidden_size, device=lm.device, requires_grad=True)
+            return layout_scores(lm, get_layout(layout), e, m, [[0] * length] * batch)[0]
+
+        return time_step(step)
 
     def fit(
         self,

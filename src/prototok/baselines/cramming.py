@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 
 from ..errors import PrototokError
-from ..fit import Progress, Slots, run_slots
+from ..fit import Progress, Slots, run_slots, time_step
 from ..layouts import IGNORE
 from ..models import LoadedModel
 from ..onepass import embed_scale, scores
@@ -261,6 +261,20 @@ class Cramming:
 
     def positions(self, layout: str, n: int) -> int:
         return self.config.num_mem + n - 1
+
+    def layout_for(self, layout: str) -> str:
+        return MEM_LAYOUT
+
+    @property
+    def max_steps(self) -> int:
+        return self.config.max_steps
+
+    def step_seconds(self, lm: LoadedModel, layout: str, batch: int, length: int) -> float:
+        def step() -> torch.Tensor:
+            mem = torch.randn(batch, self.config.num_mem, lm.hidden_size, device=lm.device, requires_grad=True)
+            return teacher_forced_scores(lm, mem, [[0] * length] * batch)[0]
+
+        return time_step(step)
 
     def fit(
         self,

@@ -1,19 +1,19 @@
-"""`prototok capacity`, `prototok ablate layouts|sharing`, `prototok report`: each experiment is one command
+"""`prototok capacity`, `prototok ablate layouts|sharing`, `prototok geometry`: each experiment is one command
 that writes into the results store (--db) and can be killed and rerun at any point without losing or
 duplicating a finished text."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from ..experiments import MIN_CHARS
+from ..errors import PrototokError
+from ..experiments.runner import DEFAULT_DB, EXPERIMENT_MIN_CHARS
 from ..fit import SHARES
 from ..layouts import LAYOUTS
 from ..models import DEFAULT_MODEL
-from .options import DEFAULT_DB, fit_options
+from .options import fit_options
 
 
 def _ints(value: str | None, name: str) -> tuple[int, ...] | None:
@@ -52,7 +52,7 @@ def experiment_options(f):
         click.option(
             "--min-chars",
             type=click.IntRange(1),
-            default=MIN_CHARS,
+            default=EXPERIMENT_MIN_CHARS,
             show_default=True,
             help="shortest sample in characters (enough for 1448 tokens); a sample shorter than a length skips it",
         ),
@@ -73,82 +73,41 @@ def experiment_options(f):
     return f
 
 
-def _bar(total: int, desc: str, show: bool = True):
+def _bar(total: int, desc: str):
     """tqdm on stderr (hidden when stderr is not a terminal): texts committed, with the fitter's live accuracy."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="text", file=sys.stderr, dynamic_ncols=True, disable=None if show else True)
+    bar = tqdm(total=total, desc=desc, unit="text", file=sys.stderr, dynamic_ncols=True, disable=None)
 
     def on_step(p) -> None:
         bar.set_postfix(step=p.step, acc=f"{p.active_accuracy:.3f}", refresh=False)
         bar.refresh()
 
-    return bar, on_step, lambda rows: bar.update(len(rows))
+    return on_step, lambda rows: bar.update(len(rows)), bar.close
 
 
-def _experiment(name, cfg, lengths, opts, plan_fn, run_fn, show, *, make_run=None, loader=None, rec=None):
-    """Load the model, then per data source: samples -> prefixes -> plan (dry run) or run, then show the result.
-
-    make_run(lm, store, name, model, source, recipe, batch_size) builds the Run (default: Run, the one-pass
-    fitter; with a make_run the dry run prints no time estimate, which times one-pass steps); loader(spec, lm)
-    -> (source key, samples) replaces experiments.load; rec replaces the recipe built from the options."""
-    from ..distributed import RankStore, merge_rank_stores, setup
-    from ..errors import PrototokError
-    from ..experiments import Run, load, prefixes
-    from ..models import load_model
+def _run(name: str, cfg, opts: dict, method=None) -> None:
+    """The command as a function call: experiments.run_experiment with the options' Setup and method."""
+    from ..experiments import EXPERIMENTS, Setup, run_experiment
+    from ..methods import OnePass
     from ..recipes import get_recipe
-    from ..store import Store
 
-    rec = rec or get_recipe(opts["recipe"], lr=opts["lr"], max_steps=opts["steps"], init_scale=opts["init_scale"])
-    if opts["batch_size"] < 1:
-        raise PrototokError(f"--batch-size must be at least 1, got {opts['batch_size']}")
-    model = opts["model"] or DEFAULT_MODEL
-    # under torchrun (WORLD_SIZE > 1): join the process group, one device per rank; rank 0 alone prints
-    dist, device = setup(opts["device"])
-    echo = click.echo if dist.rank == 0 else lambda *a, **k: None
-    lm = load_model(model, device)
-    if dist.active and dist.rank == 0 and not opts["dry_run"]:
-        Store(opts["db"]).close()  # created by one rank, before the others open it
-    if dist.rank == 0 and not opts["dry_run"]:
-        merge_rank_stores(opts["db"])  # rows a crashed multi-rank run left in its rank files
-    dist.barrier()
-    dry_new = opts["dry_run"] and not Path(opts["db"]).exists()
-    with Store(":memory:" if dry_new else opts["db"]) as store:  # a dry run creates no database
-        store.check_model(model, lm.fingerprint)
-        ranked = dist.active and not opts["dry_run"]
-        writes = RankStore(store, dist.rank) if ranked else store  # each rank commits to <db>.rank{r}.db
-        for spec in opts["data"]:
-            if loader is not None:
-                source, samples = loader(spec, lm)
-            else:
-                source, samples = load(
-                    spec, opts["samples"], lm, data_seed=opts["data_seed"], min_chars=opts["min_chars"]
-                )
-            texts = prefixes(lm, samples, list(lengths), h_lm=not opts["dry_run"])
-            store.check_samples(source, {t.sample: (t.doc, t.offset) for t in texts})
-            run = (make_run or Run)(lm, writes, name, model, source, rec, opts["batch_size"])
-            run.dist = dist if ranked else None
-            plan = plan_fn(run, texts, cfg)
-            echo(f"[{source}] {len(samples)} samples")
-            if opts["dry_run"]:
-                echo(plan.render(rec, None if make_run else lm))
-                continue
-            share = -(-plan.texts // dist.world)  # rank 0's bar counts its own share
-            bar, run.on_step, run.on_commit = _bar(share, f"{name} {source}", show=dist.rank == 0)
-            try:
-                result = run_fn(run, texts, cfg)
-                run.sync()
-            finally:
-                bar.close()
-            echo(show(result))
-        if ranked:  # every rank's rows into the main database, once all have stopped writing
-            writes.close()
-            dist.barrier()
-            if dist.rank == 0:
-                merge_rank_stores(opts["db"])
-            dist.barrier()
-        if not opts["dry_run"]:
-            echo(f"results in {opts['db']} ({store.count()} rows)")
+    if method is None:
+        method = OnePass(
+            get_recipe(opts["recipe"], lr=opts["lr"], max_steps=opts["steps"], init_scale=opts["init_scale"])
+        )
+    setup = Setup(
+        data=tuple(opts["data"]),
+        model=opts["model"] or DEFAULT_MODEL,
+        device=opts["device"],
+        db=opts["db"],
+        samples=opts["samples"],
+        data_seed=opts["data_seed"],
+        min_chars=opts["min_chars"],
+        batch_size=opts["batch_size"],
+        dry_run=opts["dry_run"],
+    )
+    run_experiment(EXPERIMENTS[name], cfg, setup, method, echo=click.echo, bar=_bar)
 
 
 def _seeds(opts) -> tuple[int, ...]:
@@ -197,27 +156,25 @@ def capacity(lengths, share, threshold, method, num_mem, first_scale, **opts):
     greedy-generation accuracy are stored; capacity is judged on greedy generation, which is what reading the
     text back gives (teacher forcing can hide a collapse after one wrong token).
     """
-    from ..experiments.capacity import LENGTHS, CapacityConfig, plan_capacity, run_capacity
+    from ..experiments.capacity import LENGTHS, CapacityConfig
 
     grid = _ints(lengths, "--lengths") or LENGTHS
-    cfg = CapacityConfig(tuple(grid), _seeds(opts), opts.pop("layout"), share, threshold, method, num_mem)
-    extra = {}
+    cfg = CapacityConfig(tuple(grid), _seeds(opts), opts["layout"], share, threshold)
+    chosen = None
     if method == "cram":
-        from ..baselines.cramming import CramConfig
-        from ..experiments.cram_run import CramRun
+        from ..baselines.cramming import CramConfig, Cramming
 
-        cram_cfg = CramConfig(
-            num_mem=num_mem,
-            **{k: v for k, v in (("lr", opts["lr"]), ("max_steps", opts["steps"])) if v is not None},
-            init_scale=opts["init_scale"] or 1.0,
-            first_scale=first_scale,
+        if share != "none":
+            raise PrototokError("cramming has no shared vectors: use --share none with --method cram")
+        chosen = Cramming(
+            CramConfig(
+                num_mem=num_mem,
+                **{k: v for k, v in (("lr", opts["lr"]), ("max_steps", opts["steps"])) if v is not None},
+                init_scale=opts["init_scale"] or 1.0,
+                first_scale=first_scale,
+            )
         )
-
-        def make_run(*args, **kw):
-            return CramRun(*args, **kw, cram=cram_cfg)
-
-        extra = {"make_run": make_run, "rec": cram_cfg.recipe()}
-    _experiment("capacity", cfg, grid, opts, plan_capacity, run_capacity, lambda s: s.render(), **extra)
+    _run("capacity", cfg, opts, chosen)
 
 
 @click.group()
@@ -234,12 +191,12 @@ def ablate():
 @fit_options
 def ablate_layouts(lengths, layouts, stop_on_fail, **opts):
     """Table 1: every arrangement of e and m over lengths 1, 2, 4, 8, ...; mean and std token accuracy."""
-    from ..experiments.ablate import LAYOUT_LENGTHS, LayoutsConfig, plan_layouts, render_layouts, run_layouts
+    from ..experiments.layouts import LAYOUT_LENGTHS, LayoutsConfig
 
     grid = _ints(lengths, "--lengths") or LAYOUT_LENGTHS
     names = tuple(x.strip() for x in layouts.split(",")) if layouts else tuple(LAYOUTS)
     cfg = LayoutsConfig(tuple(grid), names, _seeds(opts), stop_on_fail)
-    _experiment("layouts", cfg, grid, opts, plan_layouts, run_layouts, render_layouts)
+    _run("layouts", cfg, opts)
 
 
 @ablate.command("sharing")
@@ -261,12 +218,12 @@ def ablate_sharing(lengths, groups, shared, **opts):
     Note: with the layout e m^(N-1), e alone decides the output at position 0, so a group sharing e must
     share its first token; its accuracy is reported as measured.
     """
-    from ..experiments.ablate import SharingConfig, plan_sharing, render_sharing, run_sharing
+    from ..experiments.sharing import SharingConfig
 
     grid = _ints(lengths, "--lengths")
     kinds = ("m", "e") if shared == "both" else (shared,)
-    cfg = SharingConfig(grid, _ints(groups, "--groups"), kinds, _seeds(opts), opts.pop("layout"))
-    _experiment("sharing", cfg, grid, opts, plan_sharing, run_sharing, render_sharing)
+    cfg = SharingConfig(grid, _ints(groups, "--groups"), kinds, _seeds(opts), opts["layout"])
+    _run("sharing", cfg, opts)
 
 
 @click.command()
@@ -298,24 +255,10 @@ def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_ste
     measurements in the `geometry` table; a rerun skips what is stored.
     """
 
-    from ..errors import PrototokError
-    from ..experiments.geometry import GeometryConfig, continuation_samples, plan_geometry, run_geometry
+    from ..experiments.geometry import GeometryConfig
 
-    generated = all(spec.startswith("generated:") for spec in opts["data"])
-    if (contexts is not None or continuations > 1) and not generated:
-        raise PrototokError("--contexts/--continuations need --data generated:SOURCE")
     seeds = tuple(range(opts["seed"], opts["seed"] + n_seeds))
     cfg = GeometryConfig(
-        length, seeds, opts.pop("layout"), continuations, pairs, points, bezier_steps, bezier_lr, nearest
+        length, seeds, opts["layout"], continuations, contexts, pairs, points, bezier_steps, bezier_lr, nearest
     )
-
-    def loader(spec, lm):
-        if spec.startswith("generated:"):
-            inner = spec.partition(":")[2]
-            n_ctx = contexts or opts["samples"]
-            return continuation_samples(lm, inner, n_ctx, continuations, length, opts["data_seed"])
-        from ..experiments import load
-
-        return load(spec, opts["samples"], lm, data_seed=opts["data_seed"], min_chars=opts["min_chars"])
-
-    _experiment("geometry", cfg, [length], opts, plan_geometry, run_geometry, lambda s: s.render(), loader=loader)
+    _run("geometry", cfg, opts)

@@ -13,7 +13,6 @@ from ..models import DEFAULT_MODEL
 from ..recipes import DEFAULT_RECIPE, RECIPES
 
 EXIT_OK, EXIT_NOT_RECONSTRUCTED, EXIT_BAD_INPUT = 0, 1, 2
-DEFAULT_DB = "results/prototok.db"
 
 
 def model_options(f):

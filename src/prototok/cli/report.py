@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import DEFAULT_DB
+from ..experiments.runner import DEFAULT_DB
 
 
 @click.command()

@@ -4,8 +4,8 @@ from (e, m) at >= 99% token accuracy, on the papers' length grid (powers of sqrt
 Aggregation as the papers do: per sample, the longest grid length reconstructed by any seed (max over
 seeds), then mean (and std) over samples; the mean over (sample, seed) pairs is reported beside it.
 
-method "cram" runs the same walk with the autoregressive baseline (experiments/cramming.py): rows of layout
-"mem", judged on greedy-generation accuracy, since teacher forcing can hide a collapse of greedy decoding.
+The walk is the same for every method (run.method): the cramming baseline's rows have its own layout ("mem")
+and are judged on its `judged_on` column (greedy-generation accuracy), since teacher forcing can hide a collapse.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..baselines.cramming import MEM_LAYOUT
 from ..fit import SHARES
 from ..layouts import DEFAULT_LAYOUT, get_layout
-from . import THRESHOLD, Plan, Prefixes, Run, chunks_of, usable_lengths
-from .cram_run import METHODS
+from ..methods import judged_score
+from .runner import THRESHOLD, Experiment, Plan, Prefixes, Run, chunks_of
 
 LENGTHS = (4, 5, 8, 11, 16, 22, 32, 45, 64, 90, 128, 181, 256, 362, 512, 724, 1024, 1448)
 
@@ -30,16 +29,8 @@ class CapacityConfig:
     layout: str = DEFAULT_LAYOUT
     share: str = "none"  # "m" (or "e"): all samples of one (length, seed) share that vector
     threshold: float = THRESHOLD  # token accuracy that counts as reconstructed
-    method: str = "onepass"  # "cram": the autoregressive baseline (layout "mem", judged on greedy accuracy)
-    num_mem: int = 1  # K [mem] vectors per text (method "cram" only)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"CapacityConfig.method must be one of {METHODS}, got '{self.method}'")
-        if self.method == "cram":
-            if self.share != "none":
-                raise ValueError(f"CapacityConfig.share must be 'none' with method 'cram', got '{self.share}'")
-            object.__setattr__(self, "layout", MEM_LAYOUT)
         if not self.lengths or min(self.lengths) < 1:
             raise ValueError(f"CapacityConfig.lengths must be positive integers, got {self.lengths}")
         if not self.seeds:
@@ -48,22 +39,18 @@ class CapacityConfig:
             raise ValueError(f"CapacityConfig.share must be one of {SHARES}, got '{self.share}'")
         if not 0 < self.threshold <= 1:
             raise ValueError(f"CapacityConfig.threshold must lie in (0, 1], got {self.threshold}")
-        if self.method == "onepass":
-            get_layout(self.layout)
+        get_layout(self.layout)
 
 
-def score(row: dict) -> float:
-    """The accuracy a row is judged on: greedy generation's for cramming rows, the one-pass accuracy otherwise."""
-    gen = row.get("gen_accuracy")
-    return row["accuracy"] if gen is None else gen
+def layout_of(run: Run, cfg: CapacityConfig) -> str:
+    """The layout rows are stored under: the method's own (cramming: "mem"), else the configured one."""
+    return run.method.layout_for(cfg.layout)
 
 
 def lengths_for(run: Run, cfg: CapacityConfig) -> tuple[list[int], list[int]]:
     """(grid lengths whose input fits the model's context, those that do not)."""
-    if cfg.method == "onepass":
-        return usable_lengths(run.lm, cfg.lengths, cfg.layout)
     grid = sorted(set(cfg.lengths))
-    ok = [n for n in grid if cfg.num_mem + n - 1 <= run.lm.max_positions]
+    ok = [n for n in grid if run.method.positions(cfg.layout, n) <= run.lm.max_positions]
     return ok, [n for n in grid if n not in ok]
 
 
@@ -73,20 +60,21 @@ def sharing(share: str, group: int) -> str:
 
 def plan_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Plan:
     lengths, dropped = lengths_for(run, cfg)
+    layout = layout_of(run, cfg)
     plan = Plan(
-        f"capacity ({cfg.method}): {len(texts)} samples x {len(lengths)} lengths x {len(cfg.seeds)} seeds, "
-        f"layout {cfg.layout}, share {cfg.share}, recipe {run.recipe_key}"
+        f"capacity ({run.method.name}): {len(texts)} samples x {len(lengths)} lengths x {len(cfg.seeds)} seeds, "
+        f"layout {layout}, share {cfg.share}, recipe {run.recipe_key}"
     )
     for n in lengths:
         have = [t for t in texts if n in t.tokens]
         for seed in cfg.seeds:
-            items = [t.item(n, seed, cfg.layout, sharing(cfg.share, len(have))) for t in have]
+            items = [t.item(n, seed, layout, sharing(cfg.share, len(have))) for t in have]
             todo = run.todo(items)
             plan.done += len(items) - len(todo)
             if cfg.share == "none":
-                plan.calls += [(cfg.layout, n, k, k) for k in chunks_of(len(todo), run.batch_size)]
+                plan.calls += [(layout, n, k, k) for k in chunks_of(len(todo), run.batch_size)]
             elif todo:
-                plan.calls.append((cfg.layout, n, len(items), len(items)))
+                plan.calls.append((layout, n, len(items), len(items)))
     plan.notes.append("an upper bound: the walk up the grid stops at the first length no sample reconstructs")
     if dropped:
         plan.notes.append(f"lengths {dropped} do not fit the model's context ({run.lm.max_positions})")
@@ -94,23 +82,23 @@ def plan_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Plan:
 
 
 def run_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> CapacitySummary:
-    """Walk up the grid; stop once a length is reconstructed by no (sample, seed). Stored rows are skipped.
-    With method "cram", `run` is a CramRun (experiments/cramming.py)."""
+    """Walk up the grid; stop once a length is reconstructed by no (sample, seed). Stored rows are skipped."""
     lengths, _ = lengths_for(run, cfg)
+    layout = layout_of(run, cfg)
     for n in lengths:
         have = [t for t in texts if n in t.tokens]
         if not have:
             break  # no sample is this long; longer lengths have none either
         share = sharing(cfg.share, len(have))
         for seed in cfg.seeds:
-            items = [t.item(n, seed, cfg.layout, share) for t in have]
+            items = [t.item(n, seed, layout, share) for t in have]
             if cfg.share == "none":
                 run.fit_texts(items)
             else:
                 run.fit_group(items, cfg.share, seed)
-        if not any(score(r) >= cfg.threshold for r in run.rows(length=n, layout=cfg.layout, sharing=share)):
+        if not any(judged_score(r) >= cfg.threshold for r in run.rows(length=n, layout=layout, sharing=share)):
             break
-    rows = [r for r in run.rows(layout=cfg.layout) if _kind(r["sharing"]) == cfg.share]
+    rows = [r for r in run.rows(layout=layout) if _kind(r["sharing"]) == cfg.share]
     keep = {t.sample for t in texts}
     return summarize([r for r in rows if r["sample"] in keep and r["seed"] in cfg.seeds], cfg.threshold)
 
@@ -186,7 +174,7 @@ class CapacitySummary:
 
 def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary:
     """Rows of one setting (model, source, layout, sharing kind, recipe) -> per-sample and mean capacity.
-    Judged on score(): greedy generation for cramming rows."""
+    Judged on methods.judged_score(): greedy generation for cramming rows."""
     out = CapacitySummary(threshold)
     if any(r.get("gen_accuracy") is not None for r in rows):
         out.judged = "greedy generation accuracy"
@@ -202,9 +190,9 @@ def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary
         by_n[n].append(r)
         prov[s] = (r["doc"], r["offset"])
         h_at[(s, n)] = r["h_lm_bits"]
-        ok = score(r) >= threshold
+        ok = judged_score(r) >= threshold
         per[s][r["seed"]] = max(per[s].get(r["seed"], 0), n if ok else 0)
-        acc[n][s].append(score(r))
+        acc[n][s].append(judged_score(r))
         if r["h_lm_bits"] is not None:
             h_len[n].append(r["h_lm_bits"])
             if ok:
@@ -229,3 +217,8 @@ def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary
             "h_lm": statistics.fmean(h_len[n]) if h_len[n] else None,
         }
     return out
+
+
+EXPERIMENT = Experiment(
+    "capacity", plan_capacity, run_capacity, lambda summary: summary.render(), lambda cfg: list(cfg.lengths)
+)

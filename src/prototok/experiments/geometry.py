@@ -28,7 +28,7 @@ from ..errors import PrototokError
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..protofile import ProtoTokens
 from ..store import insert_many
-from . import THRESHOLD, Plan, Prefixes, Run, chunks_of, usable_lengths
+from .runner import THRESHOLD, Experiment, Plan, Prefixes, Run, Setup, chunks_of, load, usable_lengths
 
 GEO_KEY = ("model", "source", "recipe", "layout", "length", "kind", "item", "params")
 _CREATE = (
@@ -49,6 +49,7 @@ class GeometryConfig:
     seeds: tuple[int, ...] = (0, 1, 2)  # one solution per seed and text
     layout: str = DEFAULT_LAYOUT
     continuations: int = 1  # texts per context (generated:SOURCE only); sample i has context i // continuations
+    contexts: int | None = None  # generated:SOURCE only: contexts to continue (default: Setup.samples)
     pairs: int = 1  # same-text pairs connected per text: (seeds[0], seeds[1]), (seeds[1], seeds[2]), ...
     points: int = 11  # taus at which the line and the curve are scored
     bezier_steps: int = 200
@@ -297,3 +298,19 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
     paths = sorted((p for p in paths if int(p["item"].split("/")[0][1:]) in keep), key=lambda p: p["item"])
     vectors = [{"item": names[i], "value": v} for i, v in enumerate(vec_rows)]
     return GeometrySummary(groups, paths, vectors, (t_mean, t_std))
+
+
+def load_geometry(spec: str, lm, setup: Setup, cfg: GeometryConfig) -> tuple[str, list]:
+    """generated:SOURCE gives same-context texts (cfg.continuations per context); other sources load as usual."""
+    if spec.startswith("generated:"):
+        inner = spec.partition(":")[2]
+        n_ctx = cfg.contexts or setup.samples
+        return continuation_samples(lm, inner, n_ctx, cfg.continuations, cfg.length, setup.data_seed)
+    if cfg.contexts is not None or cfg.continuations > 1:
+        raise PrototokError("--contexts/--continuations need --data generated:SOURCE")
+    return load(spec, setup.samples, lm, data_seed=setup.data_seed, min_chars=setup.min_chars)
+
+
+EXPERIMENT = Experiment(
+    "geometry", plan_geometry, run_geometry, lambda summary: summary.render(), lambda cfg: [cfg.length], load_geometry
+)

@@ -10,9 +10,9 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from ..experiments import THRESHOLD
 from ..experiments.ablate import SHARED_E_NOTE, layout_table, sharing_table
 from ..experiments.capacity import summarize
+from ..experiments.runner import THRESHOLD
 from ..store import Store
 
 # Published numbers, shown beside ours when the model matches (by the last part of its name, lower-case).

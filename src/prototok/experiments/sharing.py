@@ -1,8 +1,5 @@
-"""The paper's ablations: Table 1 (how e and m are arranged) and Table 2 (sharing e or m across texts).
-
-Table 1 fits every layout of LAYOUTS over lengths 1, 2, 4, 8, ... and reports mean and std token accuracy.
-Table 2 fits groups of G texts that share one vector (m, or e) and own the other; accuracy is reported as
-the max over seeds (per text, then mean over texts) and the average over seeds.
+"""Table 2 of arXiv 2505.21189: groups of texts share one vector (m, or e) and own the other; accuracy is
+reported as the max over seeds (per text, then mean over texts) and the average over seeds.
 
 Sharing e under the layout e m^(N-1) forces one first token on the whole group: the output at position 0
 sees e alone, so it is the same for every text of the group. We report it as measured, not corrected.
@@ -14,31 +11,16 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..layouts import DEFAULT_LAYOUT, LAYOUTS, get_layout
-from . import THRESHOLD, Plan, Prefixes, Run, chunks_of, usable_lengths
+from ..fit import init_id
+from ..layouts import DEFAULT_LAYOUT, get_layout
+from .runner import Experiment, Plan, Prefixes, Run, usable_lengths
 
-LAYOUT_LENGTHS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 GROUPS = (1, 4, 16, 64, 256)
 SHARED = ("m", "e")
 SHARED_E_NOTE = (
     "sharing e under e m^(N-1) forces the same first token for the whole group (position 0 sees e alone); "
     "its accuracy is reported as measured"
 )
-
-
-@dataclass(frozen=True)
-class LayoutsConfig:
-    lengths: tuple[int, ...] = LAYOUT_LENGTHS
-    layouts: tuple[str, ...] = tuple(LAYOUTS)
-    seeds: tuple[int, ...] = (0,)
-    stop_on_fail: bool = False  # skip longer lengths of a layout once one is reconstructed by no text
-
-    def __post_init__(self) -> None:
-        if not self.lengths or min(self.lengths) < 1:
-            raise ValueError(f"LayoutsConfig.lengths must be positive integers, got {self.lengths}")
-        if not self.seeds:
-            raise ValueError("LayoutsConfig.seeds must name at least one seed")
-        object.__setattr__(self, "layouts", tuple(get_layout(x).name for x in self.layouts))
 
 
 @dataclass(frozen=True)
@@ -59,76 +41,6 @@ class SharingConfig:
         if not self.seeds:
             raise ValueError("SharingConfig.seeds must name at least one seed")
         get_layout(self.layout)
-
-
-# ------------------------------------------------------------------------------------------------ Table 1
-
-
-def _layout_items(run: Run, texts: list[Prefixes], cfg: LayoutsConfig, layout: str, n: int) -> list:
-    return [t.item(n, seed, layout) for seed in cfg.seeds for t in texts if n in t.tokens]
-
-
-def plan_layouts(run: Run, texts: list[Prefixes], cfg: LayoutsConfig) -> Plan:
-    plan = Plan(
-        f"layouts (Table 1): {len(texts)} samples x {len(cfg.lengths)} lengths x {len(cfg.seeds)} seeds "
-        f"x {len(cfg.layouts)} layouts, recipe {run.recipe_key}"
-    )
-    for layout in cfg.layouts:
-        lengths, dropped = usable_lengths(run.lm, cfg.lengths, layout)
-        if dropped:
-            plan.notes.append(f"{layout}: lengths {dropped} do not fit the model's context ({run.lm.max_positions})")
-        for n in lengths:
-            items = _layout_items(run, texts, cfg, layout, n)
-            todo = run.todo(items)
-            plan.done += len(items) - len(todo)
-            for seed in cfg.seeds:
-                k = sum(it.seed == seed for it in todo)
-                plan.calls += [(layout, n, c, c) for c in chunks_of(k, run.batch_size)]
-    return plan
-
-
-def run_layouts(run: Run, texts: list[Prefixes], cfg: LayoutsConfig) -> dict:
-    """Fit every (layout, length, seed, sample); returns layout_table() of the stored rows."""
-    for layout in cfg.layouts:
-        lengths, _ = usable_lengths(run.lm, cfg.lengths, layout)
-        for n in lengths:
-            for seed in cfg.seeds:
-                run.fit_texts([t.item(n, seed, layout) for t in texts if n in t.tokens])
-            if cfg.stop_on_fail:
-                rows = run.rows(length=n, layout=layout, sharing="none")
-                if rows and not any(r["accuracy"] >= THRESHOLD for r in rows):
-                    break
-    keep = {t.sample for t in texts}
-    rows = [r for r in run.rows(sharing="none") if r["sample"] in keep and r["seed"] in cfg.seeds]
-    return layout_table([r for r in rows if r["layout"] in cfg.layouts])
-
-
-def layout_table(rows: list[dict]) -> dict[str, dict[int, tuple[float, float, int]]]:
-    """layout -> length -> (mean accuracy, std, number of (sample, seed) runs)."""
-    acc: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        acc[r["layout"]][r["length"]].append(r["accuracy"])
-    order = {name: i for i, name in enumerate(LAYOUTS)}
-    return {
-        lay: {
-            n: (statistics.fmean(v), statistics.pstdev(v) if len(v) > 1 else 0.0, len(v)) for n, v in sorted(d.items())
-        }
-        for lay, d in sorted(acc.items(), key=lambda kv: order.get(kv[0], len(order)))
-    }
-
-
-def render_layouts(table: dict) -> str:
-    lengths = sorted({n for d in table.values() for n in d})
-    width = max([len(x) for x in table] + [6])
-    lines = [f"{'layout':<{width}} " + " ".join(f"{n:>13}" for n in lengths)]
-    for lay, d in table.items():
-        cells = [f"{d[n][0]:.3f}+-{d[n][1]:.3f}" if n in d else "-" for n in lengths]
-        lines.append(f"{lay:<{width}} " + " ".join(f"{c:>13}" for c in cells))
-    lines.append("mean +- std token accuracy over samples and seeds")
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------ Table 2
 
 
 def _groups(texts: list[Prefixes], n: int, size: int) -> list[list[Prefixes]]:
@@ -172,7 +84,7 @@ def run_sharing(run: Run, texts: list[Prefixes], cfg: SharingConfig) -> dict:
                     for gi, g in enumerate(_groups(texts, n, size)):
                         items = [t.item(n, seed, cfg.layout, f"{kind}/{size}") for t in g]
                         # a group's own init stream: seed and group index (fit() draws shared, then own vectors)
-                        run.fit_group(items, kind, seed * 1_000_003 + gi)
+                        run.fit_group(items, kind, init_id(seed, gi))
     keep = {t.sample for t in texts}
     rows = [
         r
@@ -209,3 +121,8 @@ def render_sharing(table: dict) -> str:
     if any(k[0] == "e" for k in table):
         lines.append(f"note: {SHARED_E_NOTE}")
     return "\n".join(lines)
+
+
+EXPERIMENT = Experiment(
+    "sharing", plan_sharing, run_sharing, lambda table: render_sharing(table), lambda cfg: list(cfg.lengths)
+)
