@@ -2,6 +2,7 @@
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -107,3 +108,23 @@ def test_decode_with_another_model_exits_2(run, tiny_dir, tmp_path):
 def test_help(run, cmd):
     r = run(*cmd, "--help")
     assert r.exit_code == 0 and "Usage" in r.output
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()):
+    for name, cmd in sorted(group.commands.items()):
+        yield (*path, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+@pytest.mark.parametrize("path, cmd", list(_commands(main)), ids=lambda x: " ".join(x) if isinstance(x, tuple) else "")
+def test_every_option_of_every_command_is_documented_in_its_help(path, cmd):
+    """--help lists every option with a help text of its own, and the command's summary line is not cut short."""
+    r = CliRunner().invoke(main, [*path, "--help"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    for p in cmd.params:
+        if isinstance(p, click.Option) and p.name != "help":
+            assert p.help and p.help.strip(), f"{' '.join(path)} {p.opts[-1]} has no help text"
+            assert max(p.opts, key=len) in r.output and p.help.split()[0] in r.output
+    short = cmd.get_short_help_str(limit=200)
+    assert len(short) > 12 and not short.endswith("..."), f"{' '.join(path)}: summary {short!r}"

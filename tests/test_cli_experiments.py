@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from prototok.baselines.cramming import CramConfig, cram
 from prototok.cli import main
-from prototok.experiments.geometry import geometry_rows
 from prototok.store import Row, Store
 
 from .conftest import write_docs
@@ -87,7 +86,7 @@ def test_first_scale_scales_mem_1_init(tiny):
 def test_geometry_stores_resumes_and_groups_same_context(db, tiny_dir, docs):
     path, _, geo = db
     with Store(path) as store:
-        rows = geometry_rows(store)
+        rows = store.geometry()
         fits = store.rows(experiment="geometry")
     kinds = {r["kind"] for r in rows}
     assert kinds == {"distance", "vector", "path"} and len(fits) == 4  # 2 texts x 2 seeds
@@ -98,19 +97,19 @@ def test_geometry_stores_resumes_and_groups_same_context(db, tiny_dir, docs):
     r = cli("geometry", *geo, "--bezier-steps", "5", "--points", "5")
     assert r.exit_code == 0, r.output
     with Store(path) as store:
-        assert len(geometry_rows(store)) == len(rows) and store.count() == len(store.rows())
+        assert len(store.geometry()) == len(rows) and store.count() == len(store.rows())
 
     # another length on the same texts is another measurement: its paths are fitted, not taken as stored
     r = cli("geometry", *[a if a != "6" else "4" for a in geo], "--bezier-steps", "5", "--points", "5")
     assert r.exit_code == 0, r.output
     with Store(path) as store:
-        assert {r["length"] for r in geometry_rows(store, kind="path")} == {4, 6}
+        assert {r["length"] for r in store.geometry(kind="path")} == {4, 6}
 
     gen = ["--model", tiny_dir, "--data", f"generated:{docs}", "--db", path, "--length", "5", "--seeds", "1"]
     r = cli("geometry", *gen, "--contexts", "2", "--continuations", "2", "--pairs", "0", *TINY)
     assert r.exit_code == 0, r.output
     with Store(path) as store:
-        groups = {r["value"]["group"] for r in geometry_rows(store, kind="distance", length=5)}
+        groups = {r["value"]["group"] for r in store.geometry(kind="distance", length=5)}
     assert groups == {"same-context", "different-context"}
 
 

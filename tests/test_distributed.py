@@ -17,11 +17,10 @@ import torch
 from click.testing import CliRunner
 
 from prototok.cli import main
-from prototok.distributed import merge_rank_stores, rank_path, rank_paths, shard
-from prototok.experiments.geometry import GEO_KEY, add_rows, geometry_rows
+from prototok.distributed import RankStore, merge_rank_stores, rank_path, rank_paths, shard
 from prototok.fit import fit
 from prototok.recipes import get_recipe
-from prototok.store import KEY, Row, Store
+from prototok.store import GEOMETRY_KEY, KEY, Row, Store
 
 from .conftest import write_docs
 
@@ -196,7 +195,7 @@ def test_geometry_over_two_ranks_stores_what_one_process_stores(tiny_dir, docs, 
             assert out.count("results in") == 1 and out.count("path s") == 4  # rank 0's summary has all four
         assert rank_paths(db) == []
         with Store(db) as st:
-            tables[name] = {tuple(r[k] for k in GEO_KEY): r["value"] for r in geometry_rows(st)}
+            tables[name] = {tuple(r[k] for k in GEOMETRY_KEY): r["value"] for r in st.geometry()}
     one, two = tables["one"], tables["two"]
     assert one.keys() == two.keys()
     assert sum(k[5] == "path" for k in one) == 4
@@ -227,7 +226,20 @@ def test_shard_and_merge(tmp_path):
     geo = [("tiny", "src", "paper", "e m^(N-1)", 4, "path", f"s{i}/seed0-seed1", "", "fp", {"i": i}) for i in range(3)]
     for r, chunk in enumerate([geo[:2], geo[1:]]):
         with Store(rank_path(db, r)) as st:
-            add_rows(st, chunk)
+            st.add_geometry(chunk)
     assert merge_rank_stores(db) == 3 and merge_rank_stores(db) == 0
     with Store(db) as st:
-        assert [r["value"] for r in geometry_rows(st)] == [{"i": 0}, {"i": 1}, {"i": 2}]
+        assert [r["value"] for r in st.geometry()] == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+def test_a_rank_store_reads_geometry_with_the_main_database(tmp_path):
+    """A rank sees the measurements already merged and its own, each key once, the main database's copy first."""
+    geo = [("tiny", "src", "paper", "e m^(N-1)", 4, "path", f"s{i}/seed0-seed1", "", "fp", {"i": i}) for i in range(3)]
+    with Store(tmp_path / "r.db") as main:
+        assert RankStore(main, 1).geometry() == []  # neither file has the table yet
+        main.add_geometry(geo[:2])
+        rank = RankStore(main, 1)
+        rank.add_geometry([geo[1][:-1] + ({"i": "rank copy"},), geo[2]])
+        assert [r["value"] for r in rank.geometry()] == [{"i": 0}, {"i": 1}, {"i": 2}]
+        assert [r["item"] for r in rank.geometry(item="s2/seed0-seed1")] == ["s2/seed0-seed1"]
+        rank.close()

@@ -12,17 +12,20 @@ from safetensors.torch import load_file
 
 from prototok import decode
 from prototok.cli import main
-from prototok.encoder.model import (
+from prototok.encoder import (
     EncoderConfig,
     ProtoEncoder,
+    TrainConfig,
     amortised_encode,
     evaluate_encoder,
     load_encoder,
     one_pass_loss,
+    read_texts,
     save_encoder,
+    snippets,
     token_batch,
+    train,
 )
-from prototok.encoder.train import TrainConfig, read_texts, snippets, train
 from prototok.errors import PrototokError
 from prototok.protofile import ProtoTokens
 

@@ -2,20 +2,10 @@ import pytest
 import torch
 
 from prototok import fit
-from prototok.analysis.geometry import (
-    arc_length,
-    bezier_points,
-    connect,
-    cosine_distances,
-    describe,
-    fit_seeds,
-    line_points,
-    nearest_tokens,
-    point,
-    point_scores,
-    summarize_distances,
-)
-from prototok.recipes import DEFAULT_RECIPE, get_recipe
+from prototok.analysis.distances import cosine_distances, solution_pairs, summarize_distances
+from prototok.analysis.paths import arc_length, bezier_points, connect, line_points, point, point_scores
+from prototok.analysis.vectors import describe, nearest_tokens
+from prototok.recipes import get_recipe
 
 FAST = get_recipe("paper", lr=0.1, max_steps=300)
 TEXT = "the cat sat on the mat"
@@ -27,7 +17,7 @@ def ids(lm, text):
 
 @pytest.fixture(scope="module")
 def two_solutions(tiny):
-    (sols,) = fit_seeds(tiny, [ids(tiny, TEXT)], seeds=[0, 1], recipe=FAST)
+    sols = [fit(tiny, [ids(tiny, TEXT)], recipe=FAST, seed=seed)[0] for seed in (0, 1)]
     assert all(r.solved for r in sols)
     return sols
 
@@ -67,28 +57,28 @@ def test_distances_are_grouped_by_text_and_context():
     assert s["same-text"].mean == pytest.approx(float((dist[0, 1] + dist[2, 3] + dist[4, 5]) / 3))
     no_contexts = summarize_distances(dist, texts)  # one context per text
     assert no_contexts["same-context"].count == 0 and no_contexts["different-context"].count == 12
-
-
-def test_seeds_batched_together_give_what_separate_fits_give(tiny):
-    lists = [ids(tiny, TEXT), ids(tiny, "bird sang")]
-    rec = get_recipe(DEFAULT_RECIPE, max_steps=5)  # the default's own init (e may be drawn at another scale)
-    together = fit_seeds(tiny, lists, seeds=[3, 4], recipe=rec)
-    for j, seed in enumerate([3, 4]):
-        alone = fit(tiny, lists, recipe=rec, seed=seed)
-        for i in range(2):
-            assert together[i][j].index == i and together[i][j].steps == alone[i].steps
-            assert torch.allclose(together[i][j].e, alone[i].e, atol=1e-4)
-    assert not torch.equal(together[0][0].e, together[0][1].e)
+    # the experiment's stored rows walk the pairs in this order, i < j
+    pairs = solution_pairs(texts, contexts)
+    assert [(i, j) for i, j, _ in pairs[:6]] == [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (1, 2)]
+    assert [k for i, j, k in pairs if (i, j) in ((0, 1), (0, 2), (0, 4))] == [
+        "same-text",
+        "same-context",
+        "different-context",
+    ]
+    one = summarize_distances(dist[:2, :2], [0, 0])  # a single pair: its spread is 0, not undefined
+    assert (one["same-text"].count, one["same-text"].std) == (1, 0.0) and one["same-context"].count == 0
 
 
 def test_trained_bezier_curve_has_loss_no_higher_than_the_line(tiny, two_solutions):
     toks = ids(tiny, TEXT)
-    p0, p1 = (point(r) for r in two_solutions)
+    p0, p1 = (point(r.e, r.m) for r in two_solutions)
     c = connect(tiny, toks, p0, p1, points=9, steps=25, lr=0.05)
     assert c.curve_accuracy[0] == c.line_accuracy[0] == 1.0 and c.curve_accuracy[-1] == c.line_accuracy[-1] == 1.0
     assert sum(c.curve_loss) <= sum(c.line_loss)
     assert c.length_ratio >= 1.0 and 0 < c.cosine_distance <= 2
     assert len(c.bezier.losses) == 25
+    stored = c.record()  # what the geometry table keeps of a path
+    assert stored["curve_loss"] == c.curve_loss and stored["bezier_final_loss"] == c.bezier.losses[-1]
     # the path's endpoints are the solutions themselves: their losses match a direct evaluation
     loss, acc = point_scores(tiny, toks, torch.stack([p0, p1]))
     assert torch.allclose(loss, torch.tensor([c.line_loss[0], c.line_loss[-1]]), atol=1e-5)
@@ -98,6 +88,9 @@ def test_nearest_tokens_of_an_embedding_row_is_that_token(tiny, two_solutions):
     table = tiny.model.get_input_embeddings().weight
     cos, tok = nearest_tokens(tiny, table[[5, 9]] * 2.5, k=3)
     assert tok[:, 0].tolist() == [5, 9] and torch.allclose(cos[:, 0], torch.ones(2), atol=1e-5)
-    (rep,) = describe(tiny, two_solutions[:1], k=2)
+    (rep,) = describe(tiny, two_solutions[0].e[None], two_solutions[0].m[None], k=2)
     assert rep.e.norm == pytest.approx(float(two_solutions[0].e.norm()))
     assert len(rep.m.nearest_tokens) == 2 and rep.m.cosine[0] >= rep.m.cosine[1]
+    stored = rep.record()  # what the geometry table keeps of a solution
+    assert stored["e_norm"] == rep.e.norm and stored["m_nearest"] == rep.m.nearest_tokens
+    assert stored["m_cos"] == [round(c, 4) for c in rep.m.cosine]

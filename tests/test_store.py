@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from prototok.errors import PrototokError
-from prototok.store import KEY, Row, Store
+from prototok.store import KEY, Row, Store, merge_into
 
 
 def row(sample=0, length=4, seed=0, **kw):
@@ -93,3 +93,42 @@ def test_commits_survive_sigkill(tmp_path):
     with Store(db) as st:
         samples = [r["sample"] for r in st.rows()]
     assert len(samples) >= 21 and samples == list(range(len(samples)))
+
+
+def geo(item="s0/seed0-seed1", kind="path", length=4, value=None):
+    return ("m", "s", "paper", "e m^(N-1)", length, kind, item, "", "fp", value or {"item": item})
+
+
+def test_geometry_rows_are_keyed_filtered_and_parsed(tmp_path):
+    with Store(tmp_path / "r.db") as st:
+        assert st.geometry() == [] and st.geometry(kind="path") == []  # no table yet: nothing measured
+        assert st.add_geometry([geo("a"), geo("b", kind="distance", length=6)]) == 2
+        assert st.add_geometry([geo("a", value={"other": 1}), geo("c")]) == 1  # "a" exists: the first one wins
+        assert [r["value"] for r in st.geometry()] == [{"item": "a"}, {"item": "b"}, {"item": "c"}]
+        assert [r["item"] for r in st.geometry(kind="path", length=4)] == ["a", "c"]
+        assert st.geometry(model_fingerprint="fp")[0]["created"] > 0
+        with pytest.raises(ValueError, match="unknown geometry column"):
+            st.geometry(value="x")
+
+
+def test_geometry_schema_is_the_one_older_databases_hold(tmp_path):
+    """Merges copy a table by the CREATE statement sqlite_master keeps: it must not drift between versions."""
+    with Store(tmp_path / "r.db") as st:
+        st.add_geometry([geo()])
+        (sql,) = st.db.execute("SELECT sql FROM sqlite_master WHERE name = 'geometry'").fetchone()
+    assert sql == (
+        "CREATE TABLE geometry (id INTEGER PRIMARY KEY, model TEXT NOT NULL, source TEXT NOT NULL, "
+        "recipe TEXT NOT NULL, layout TEXT NOT NULL, length INTEGER NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL, "
+        "params TEXT NOT NULL, model_fingerprint TEXT, value TEXT, created REAL, "
+        "UNIQUE (model, source, recipe, layout, length, kind, item, params))"
+    )
+
+
+def test_merge_quotes_the_names_it_reads_from_another_file(tmp_path):
+    """Table and column names come from the source file: a `"` in one must not end the identifier early."""
+    with Store(tmp_path / "src.db") as src, Store(tmp_path / "dest.db") as dest:
+        src.db.execute('CREATE TABLE "we""ird" (id INTEGER PRIMARY KEY, "k""ey" TEXT, "v" TEXT, UNIQUE ("k""ey"))')
+        src.db.execute('INSERT INTO "we""ird" ("k""ey", v) VALUES (?, ?), (?, ?)', ("a", "1", "b", "2"))
+        assert merge_into(dest, src) == 2 and merge_into(dest, src) == 0
+        got = dest.db.execute('SELECT "k""ey", v FROM "we""ird" ORDER BY id').fetchall()
+        assert [tuple(r) for r in got] == [("a", "1"), ("b", "2")]

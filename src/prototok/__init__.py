@@ -4,18 +4,18 @@ Data flow, one module each: tokens (text -> ids) -> layouts ([e, m, ..., m]) -> 
 -> protofile (save/load) -> onepass + decode (one forward, argmax, text).
 """
 
-__version__ = "0.1.0"
-
-from .decode import Decoded, decode  # noqa: E402
-from .encode import encode  # noqa: E402
-from .errors import PrototokError  # noqa: E402
-from .fit import FitResult, fit  # noqa: E402
-from .layouts import LAYOUTS  # noqa: E402
-from .models import load_model  # noqa: E402
-from .protofile import ProtoTokens  # noqa: E402
-from .recipes import RECIPES, Recipe  # noqa: E402
+from .decode import Decoded, decode
+from .encode import encode
+from .errors import PrototokError
+from .fit import FitResult, fit
+from .layouts import LAYOUTS
+from .models import load_model
+from .protofile import ProtoTokens
+from .recipes import RECIPES, Recipe
+from .version import __version__
 
 __all__ = [
+    "__version__",
     "Decoded",
     "FitResult",
     "LAYOUTS",

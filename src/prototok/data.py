@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .errors import PrototokError
 from .files import atomic_write_text, read_text
+from .fit import init_id
 from .models import cache_dir
 from .tokens import tokenize
 
@@ -337,13 +338,40 @@ def generated_samples(inner: str, n: int, seed: int, min_chars: int, lm) -> list
         gen = sample_continuations(  # seeded per sample: sample i does not depend on the others
             lm,
             ids,
-            seed * 1_000_003 + i,
+            init_id(seed, i),
             max_new_tokens=lm.max_positions - len(ids),
             stopping_criteria=StoppingCriteriaList([EnoughChars(len(ids))]),
         )
         text = _after_first_sentence(tok.decode(gen[0].tolist(), skip_special_tokens=True))
         out.append(Sample(f"generated:{ctx.source}", ctx.doc, ctx.offset, text))
     return out
+
+
+def continuation_samples(lm, inner: str, contexts: int, per_context: int, length: int, data_seed: int = 0):
+    """(source key, samples): `per_context` sampled continuations (temperature 1, EOS suppressed) of each of
+    `contexts` contexts drawn from `inner`, as generated_samples but several per context, for texts that share
+    a context (the geometry experiment's same-context pairs); sample i continues context i // per_context.
+    Each context has its own torch stream, so adding contexts keeps the earlier texts. `length` (tokens per
+    text) sets how much is generated: twice that plus room for the cut at the first sentence boundary."""
+    tok = lm.tokenizer
+    ctx_len = min(GEN_CONTEXT_TOKENS, lm.max_positions // 4)
+    ctxs = load_samples(inner, contexts, seed=data_seed, min_chars=ctx_len * 8)
+    new = min(lm.max_positions - ctx_len, 2 * length + 48)
+    out = []
+    for ci, ctx in enumerate(ctxs):
+        gen = sample_continuations(  # (per_context, new)
+            lm,
+            tokenize(tok, ctx.text)[:ctx_len],
+            init_id(data_seed, ci) * 7919 + per_context,  # another count per context: another stream
+            max_new_tokens=new,
+            min_new_tokens=new,
+            num_return_sequences=per_context,
+        )
+        for row in gen.tolist():
+            text = _after_first_sentence(tok.decode(row, skip_special_tokens=True))
+            out.append(Sample(f"generated:{ctx.source}", ctx.doc, ctx.offset, text))
+    extra = f",seed={data_seed}" if data_seed else ""
+    return f"generated:{ctxs[0].source}@continuations={per_context}{extra}", out
 
 
 def pick(source: str, docs: Documents, n: int, seed: int, min_chars: int) -> list[Sample]:

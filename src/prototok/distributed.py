@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .store import KEY, Row, Store, merge_into
+from .store import GEOMETRY_KEY, KEY, Row, Store, merge_into
 
 TIMEOUT = timedelta(hours=float(os.environ.get("PROTOTOK_DIST_TIMEOUT_H", 72)))
 
@@ -125,6 +125,17 @@ def merge_rank_stores(db: str | Path) -> int:
     return new
 
 
+def first_per_key(rows: list[dict], key: tuple[str, ...]) -> list[dict]:
+    """rows in order, each key kept once (the main database's copy wins over a rank file's)."""
+    out, seen = [], set()
+    for r in rows:
+        k = tuple(r[c] for c in key)
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out
+
+
 class RankStore(Store):
     """This rank's results file, read as one with the main database; proto-token files go where the main
     database keeps them (the rank file sits beside it, so a row's relative path holds after the merge)."""
@@ -147,13 +158,11 @@ class RankStore(Store):
         return super().add(rows)
 
     def rows(self, **where) -> list[dict]:
-        out, seen = [], set()
-        for r in self.main.rows(**where) + super().rows(**where):
-            key = tuple(r[k] for k in KEY)
-            if key not in seen:
-                seen.add(key)
-                out.append(r)
-        return out
+        return first_per_key(self.main.rows(**where) + super().rows(**where), KEY)
 
     def count(self) -> int:
         return len(self.rows())
+
+    def geometry(self, **where) -> list[dict]:
+        """The main database's geometry rows, then this rank's new keys, as rows() reads `runs`."""
+        return first_per_key(self.main.geometry(**where) + super().geometry(**where), GEOMETRY_KEY)

@@ -1,5 +1,8 @@
 """Fit proto-tokens: continuous batching of texts through one frozen model.
 
+run_slots is the one batching loop every method uses (the cramming baseline too): a method hands it its
+per-slot parameters and how to initialise and score a slot (Slots); fit() is the one-pass method's use of it.
+
 Per-text vectors (share="none"): a queue of texts feeds `batch_size` slots; a text leaves its slot when
 solved (100% token accuracy) or out of steps, and the next takes it, so the batch stays full. Each text
 has its own init stream, step count and optimiser state, so its trajectory does not depend on which
@@ -153,21 +156,14 @@ def fit(
     if process_group is not None and share == "none":
         raise ValueError("process_group needs share='m' or 'e': per-text vectors need no all-reduce")
     if share == "none":
-        return _fit_queue(lm, token_lists, lay, rec, seed, batch_size, progress, warm_start, compile, init_ids,
-                          on_result)  # fmt: skip
+        return _fit_queue(lm, token_lists, lay, rec, seed=seed, batch_size=batch_size, progress=progress,
+                          warm_start=warm_start, compile=compile, init_ids=init_ids, on_result=on_result)  # fmt: skip
     if process_group is None:
         return _fit_group(lm, token_lists, lay, rec, seed, share, progress)
     world = torch.distributed.get_world_size(process_group)
     if len(token_lists) < world:
         raise ValueError(f"process_group of {world} ranks needs a group of at least {world} texts")
     return _fit_group(lm, token_lists, lay, rec, seed, share, progress, process_group)
-
-
-def _scores(lm, lay, e, m, token_lists, length=None, backbone=None):
-    loss, correct = layout_scores(lm, lay, e, m, token_lists, length, backbone)
-    total = loss.sum()
-    check_finite(total)
-    return total, loss.detach().cpu(), correct.cpu()
 
 
 def init_id(seed: int, index: int) -> int:
@@ -310,8 +306,20 @@ def run_slots(
 
 
 def _fit_queue(
-    lm, token_lists, lay, rec, seed, batch_size, progress, warm_start, compile, init_ids, on_result
+    lm: LoadedModel,
+    token_lists: list[list[int]],
+    lay: Layout,
+    rec: Recipe,
+    *,
+    seed: int,
+    batch_size: int,
+    progress: Callable[[Progress], None] | None,
+    warm_start: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    compile: bool,
+    init_ids: list[int] | None,
+    on_result: Callable[[FitResult], None] | None,
 ) -> list[FitResult]:
+    """Per-text vectors through run_slots: E and M hold one row per slot."""
     d, dev = lm.hidden_size, lm.device
     scale = init_scale(lm, rec)
     size = max(1, min(batch_size, len(token_lists)))
@@ -381,7 +389,10 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
     rows = torch.arange(len(texts), device=dev)
     best, since_best, t0 = None, 0, time.perf_counter()
     for step in range(rec.max_steps + 1):
-        total, loss, correct = _scores(lm, lay, E, M, texts)
+        loss, correct = layout_scores(lm, lay, E, M, texts)
+        total = loss.sum()
+        check_finite(total)
+        loss, correct = loss.detach().cpu(), correct.cpu()
         if group is None:
             key, solved = (correct.sum().item(), -total.item()), bool((correct == lengths).all())
         else:  # the whole group's score: one all-reduce, and .tolist() is this step's one sync

@@ -16,17 +16,22 @@ from typing import ClassVar, Protocol
 import torch
 
 from .baselines.cramming import Cramming
+from .errors import PrototokError
 from .fit import FitResult, Progress, fit, time_step
 from .layouts import get_layout
 from .models import LoadedModel
 from .onepass import decode_tokens, layout_scores
 from .protofile import ProtoTokens
-from .recipes import Recipe
+from .recipes import Recipe, get_recipe
 
 
 class Method(Protocol):
     name: ClassVar[str]
     judged_on: ClassVar[str]  # the row column capacity is judged on
+    shares: ClassVar[bool]  # whether texts can share a vector (fit(share="m"|"e"))
+
+    @classmethod
+    def from_options(cls, **options) -> Method: ...  # from the CLI's options (recipe, lr, steps, ...)
 
     @property
     def key(self) -> str: ...  # the `recipe` column of its rows: the method's resolved settings
@@ -57,6 +62,12 @@ class OnePass:
     recipe: Recipe
     name: ClassVar[str] = "onepass"
     judged_on: ClassVar[str] = "accuracy"
+    shares: ClassVar[bool] = True  # texts can share e or m
+
+    @classmethod
+    def from_options(cls, *, recipe: str, lr=None, steps=None, init_scale=None, **_) -> OnePass:
+        """From the command line's fit options (None keeps the recipe's value)."""
+        return cls(get_recipe(recipe, lr=lr, max_steps=steps, init_scale=init_scale))
 
     @property
     def key(self) -> str:
@@ -114,7 +125,13 @@ class OnePass:
     @staticmethod
     def decode(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
         """All texts of the file in one batched forward pass (batch_size does not apply)."""
-        return decode_tokens(lm, proto.e, proto.m, proto.layout, proto.lengths)
+        d, (e, m) = lm.hidden_size, (proto.e, proto.m)
+        if e.ndim != 2 or m.ndim != 2 or e.shape[1] != d or m.shape[1] != d:
+            raise PrototokError(
+                f"layout '{proto.layout}' needs e (T, {d}) and m (1 or T, {d}) for this model; "
+                f"the file holds e {tuple(e.shape)}, m {tuple(m.shape)}"
+            )
+        return decode_tokens(lm, e, m, proto.layout, proto.lengths)
 
     def row_columns(self, results: list[FitResult]) -> dict[str, list]:
         return {}

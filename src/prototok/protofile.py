@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from .errors import PrototokError
 from .files import atomic_write
 from .tokens import text_sha256 as sha256_of_text
+from .version import __version__
 
 FORMAT_VERSION = 1
 
@@ -22,8 +23,9 @@ FORMAT_VERSION = 1
 class ProtoTokens:
     """Proto-tokens for one or more texts: e (T, d); m (T, d), or (1, d) when shared by all T texts.
 
-    Layout "mem" (the cramming baseline, prototok.cram): e (T, K, d) holds K [mem] vectors per text,
-    extra["num_mem"] == K, m is empty (1, 0); decoded by greedy generation, not in one pass.
+    The layout names the method that made the file (prototok.methods.for_layout) and that method checks the
+    tensors' shapes when it decodes them: the cramming baseline's layout "mem" holds e (T, K, d), K [mem]
+    vectors per text, with extra["num_mem"] == K and m empty (1, 0).
     """
 
     e: torch.Tensor
@@ -62,7 +64,7 @@ class ProtoTokens:
     def _meta(self) -> dict:
         meta = {k: v for k, v in asdict(self).items() if k not in ("e", "m")}
         meta["format_version"] = FORMAT_VERSION
-        meta["prototok_version"] = _version()
+        meta["prototok_version"] = __version__
         return meta
 
     def save(self, path: str | Path) -> Path:
@@ -115,8 +117,6 @@ class ProtoTokens:
             raise PrototokError(
                 f"{path}: tensor shapes {tuple(e.shape)}, {tuple(m.shape)} do not match {len(pt.lengths)} texts"
             )
-        if (e.ndim == 3) != (pt.layout == "mem") or (pt.layout == "mem" and m.numel() != 0):
-            raise PrototokError(f"{path}: layout '{pt.layout}' does not fit tensors {tuple(e.shape)}, {tuple(m.shape)}")
         return pt
 
     def check_model(self, lm) -> None:
@@ -139,9 +139,3 @@ def _tensor_digest(e: torch.Tensor, m: torch.Tensor) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.float().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__

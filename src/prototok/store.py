@@ -9,6 +9,7 @@ and rows point into them by a path relative to the database's folder, so a resul
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, fields
@@ -82,6 +83,28 @@ _INSERT = (
     f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
     f"ON CONFLICT ({', '.join(KEY)}) DO NOTHING"
 )
+
+
+# The geometry experiment's measurements (distances, paths, vector reports): one JSON value per keyed row, in a
+# table of its own beside `runs`, created on first use. The CREATE statement must stay byte-identical: merges
+# copy it from rank files (sqlite_master keeps it), so a changed one would meet tables made by the old one.
+GEOMETRY_KEY = ("model", "source", "recipe", "layout", "length", "kind", "item", "params")
+_GEOMETRY_COLUMNS = (*GEOMETRY_KEY, "model_fingerprint")  # what Store.geometry may filter on
+_GEOMETRY_CREATE = (
+    "CREATE TABLE IF NOT EXISTS geometry (id INTEGER PRIMARY KEY, model TEXT NOT NULL, source TEXT NOT NULL, "
+    "recipe TEXT NOT NULL, layout TEXT NOT NULL, length INTEGER NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL, "
+    "params TEXT NOT NULL, model_fingerprint TEXT, value TEXT, created REAL, "
+    f"UNIQUE ({', '.join(GEOMETRY_KEY)}))"
+)
+_GEOMETRY_INSERT = (
+    f"INSERT INTO geometry ({', '.join(GEOMETRY_KEY)}, model_fingerprint, value, created) "
+    f"VALUES ({', '.join('?' for _ in GEOMETRY_KEY)}, ?, ?, ?) ON CONFLICT ({', '.join(GEOMETRY_KEY)}) DO NOTHING"
+)
+
+
+def _quote(name: str) -> str:
+    """An SQL identifier (table or column name) as a quoted literal: names read from another file are data."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def insert_many(db: sqlite3.Connection, sql: str, values: list[tuple]) -> int:
@@ -162,6 +185,26 @@ class Store:
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
+    def add_geometry(self, rows: list[tuple]) -> int:
+        """Commit geometry measurements in one transaction, new keys only; returns how many were new.
+        rows: (model, source, recipe, layout, length, kind, item, params, model fingerprint, value dict)."""
+        self.db.execute(_GEOMETRY_CREATE)
+        now = time.time()
+        values = [(*r[:-1], json.dumps(r[-1], sort_keys=True), now) for r in rows]
+        return insert_many(self.db, _GEOMETRY_INSERT, values)
+
+    def geometry(self, **where) -> list[dict]:
+        """Geometry rows matching column=value filters, in insertion order, `value` parsed; [] when the
+        database has no geometry table (nothing measured yet)."""
+        bad = set(where) - set(_GEOMETRY_COLUMNS)
+        if bad:
+            raise ValueError(f"unknown geometry column(s) {sorted(bad)}; columns: {', '.join(_GEOMETRY_COLUMNS)}")
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'geometry'").fetchone():
+            return []
+        clause = " AND ".join(f"{k} = ?" for k in where)
+        sql = "SELECT * FROM geometry" + (f" WHERE {clause}" if clause else "") + " ORDER BY id"
+        return [dict(r) | {"value": json.loads(r["value"])} for r in self.db.execute(sql, tuple(where.values()))]
+
     def check_model(self, model: str, fingerprint: str) -> None:
         """A model name must keep meaning the same weights, else old rows would mix with new ones."""
         found = {r[0] for r in self.db.execute("SELECT DISTINCT model_fingerprint FROM runs WHERE model = ?", (model,))}
@@ -185,8 +228,8 @@ class Store:
 
 def merge_into(dest: Store, src: Store) -> int:
     """Copy src's rows into dest (creation times kept); keys dest has are skipped, so a merge repeated after a
-    crash adds nothing twice. Other tables an experiment keeps beside `runs` (geometry's measurements) are
-    copied too, each created in dest from src's own schema. Returns how many rows were new."""
+    crash adds nothing twice. Other tables kept beside `runs` (the geometry table) are copied too, each created
+    in dest from src's own schema. Returns how many rows were new."""
     new = dest.add([Row(**{c: r[c] for c in _COLUMNS}) for r in src.rows()])
     tables = "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name != 'runs' AND name NOT LIKE 'sqlite_%'"
     for name, sql in src.db.execute(tables).fetchall():
@@ -198,9 +241,10 @@ def _copy_table(dest: Store, src: Store, name: str, sql: str) -> int:
     """Rows of one keyed table (an `id` primary key and a UNIQUE key), new keys only, in one transaction."""
     if not dest.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone():
         dest.db.execute(sql)  # sqlite_master keeps the CREATE statement that made the table
-    have = {r[1] for r in dest.db.execute(f'PRAGMA table_info("{name}")')}
-    cols = [r[1] for r in src.db.execute(f'PRAGMA table_info("{name}")') if r[1] != "id" and r[1] in have]
-    names = ", ".join(f'"{c}"' for c in cols)
-    values = src.db.execute(f'SELECT {names} FROM "{name}" ORDER BY rowid').fetchall()
-    insert = f'INSERT INTO "{name}" ({names}) VALUES ({", ".join("?" for _ in cols)}) ON CONFLICT DO NOTHING'
+    table = _quote(name)
+    have = {r[1] for r in dest.db.execute(f"PRAGMA table_info({table})")}
+    cols = [r[1] for r in src.db.execute(f"PRAGMA table_info({table})") if r[1] != "id" and r[1] in have]
+    names = ", ".join(_quote(c) for c in cols)
+    values = src.db.execute(f"SELECT {names} FROM {table} ORDER BY rowid").fetchall()
+    insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT DO NOTHING"
     return insert_many(dest.db, insert, [tuple(v) for v in values])

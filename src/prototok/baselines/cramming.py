@@ -249,6 +249,14 @@ class Cramming:
     name: ClassVar[str] = "cram"
     judged_on: ClassVar[str] = "gen_accuracy"  # greedy generation: what reading the text back gives
     file_layout: ClassVar[str] = MEM_LAYOUT
+    shares: ClassVar[bool] = False
+
+    @classmethod
+    def from_options(cls, *, lr=None, steps=None, init_scale=None, num_mem=1, first_scale=1.0, **_) -> Cramming:
+        """From the command line's options: --lr, --steps, --init-scale override the paper's values; --recipe
+        and --layout do not apply."""
+        overrides = {k: v for k, v in (("lr", lr), ("max_steps", steps), ("init_scale", init_scale)) if v is not None}
+        return cls(CramConfig(num_mem=num_mem, first_scale=first_scale, **overrides))
 
     @property
     def key(self) -> str:

@@ -16,7 +16,9 @@ from .options import EXIT_NOT_RECONSTRUCTED, EXIT_OK, fit_options, model_options
 @click.command()
 @click.argument("text", required=False)
 @click.option("--file", "files", multiple=True, type=click.Path(), help="read a text from a file (repeatable)")
-@click.option("-o", "--output", default="prototokens.safetensors", show_default=True, type=click.Path())
+@click.option(
+    "-o", "--output", default="prototokens.safetensors", show_default=True, type=click.Path(), help="proto-token file"
+)
 @fit_options
 @click.option(
     "--share",
@@ -71,7 +73,7 @@ def encode(
     update, bar = progress_bar(len(texts), "encode")
     try:
         if encoder:
-            from ..encoder.model import amortised_encode
+            from ..encoder import amortised_encode
 
             proto = amortised_encode(lm, encoder, texts, refine_steps=refine, recipe=rec, layout=layout, seed=seed,
                                      batch_size=batch_size, progress=update)  # fmt: skip
@@ -105,7 +107,9 @@ DEMO_TEXT = "The cat sat on the mat and looked out of the window."
 @click.command()
 @model_options
 @click.option("--text", default=DEMO_TEXT, show_default=True, help="the sentence to send through two vectors")
-@click.option("-o", "--output", default="demo.safetensors", show_default=True, type=click.Path())
+@click.option(
+    "-o", "--output", default="demo.safetensors", show_default=True, type=click.Path(), help="proto-token file"
+)
 def demo(model, device, text, output):
     """Round trip: encode a sample sentence into two vectors, write it back in one forward pass."""
     import time

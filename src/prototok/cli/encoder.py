@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
 
-from ..errors import PrototokError
 from ..layouts import DEFAULT_LAYOUT, LAYOUTS
 from ..models import DEFAULT_MODEL
 from ..recipes import DEFAULT_RECIPE, RECIPES
@@ -31,31 +29,32 @@ def encoder() -> None:
 @click.option("--max-len", type=int, default=16, show_default=True, help="longest training text, tokens")
 @click.option("--steps", type=int, default=1000, show_default=True, help="total optimiser steps")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="global batch (split over ranks)")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--warmup", type=int, default=20, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW peak learning rate")
+@click.option("--warmup", type=int, default=20, show_default=True, help="linear warm-up steps, then cosine")
 @click.option("--out", "out", required=True, type=click.Path(), help="checkpoint folder")
 @click.option("--resume", is_flag=True, help="continue the run in --out from its last checkpoint")
 @click.option("--ckpt-every", type=int, default=100, show_default=True, help="checkpoint every K steps")
 @click.option("--log-every", type=int, default=10, show_default=True, help="log loss/accuracy every K steps")
 @click.option("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step; --resume continues")
 @click.option("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="init and data order")
 @click.option("--device", default=None, help="cpu, cuda ... (default: cuda if available; per rank under torchrun)")
 @click.option("--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS))
 @click.option("--width", type=int, default=256, show_default=True, help="encoder width")
 @click.option("--layers", type=int, default=2, show_default=True, help="encoder transformer layers")
-@click.option("--heads", type=int, default=4, show_default=True)
+@click.option("--heads", type=int, default=4, show_default=True, help="attention heads per encoder layer")
 @click.option("--predict-m", is_flag=True, help="predict m per text too (default: one trained m shared by all)")
 @click.option("--holdout", type=float, default=0.05, show_default=True, help="fraction of texts kept for eval")
 def train(model, data, samples, min_len, max_len, out, resume, stop_at, max_minutes, device, **kw):
     """Train an encoder end to end through the frozen model (launch with torchrun for data parallel)."""
-    from ..encoder.train import TrainConfig, read_texts
-    from ..encoder.train import train as run_train
+    from ..distributed import env
+    from ..encoder import TrainConfig, read_texts
+    from ..encoder import train as run_train
 
     cfg = TrainConfig(model=model, min_len=min_len, max_len=max_len, **kw)
     texts = read_texts(data, samples, cfg.seed)
     last = run_train(cfg, texts, out, device=device, resume=resume, stop_at=stop_at, max_minutes=max_minutes).metrics
-    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+    if env()[0] != 0:  # under torchrun, rank 0 alone reports
         return
     if last.get("loss") is not None:
         click.echo(f"step {last['step']}: loss {last['loss']:.4f}, token accuracy {last['accuracy']:.4f}")
@@ -76,14 +75,20 @@ def train(model, data, samples, min_len, max_len, out, resume, stop_at, max_minu
 @click.option("--texts", "n_texts", type=int, default=16, show_default=True, help="evaluation texts")
 @click.option("--min-len", type=int, default=None, help="shortest evaluation text (default: the training range)")
 @click.option("--max-len", type=int, default=None, help="longest evaluation text (default: the encoder's max_len)")
-@click.option("--recipe", default=DEFAULT_RECIPE, show_default=True, type=click.Choice(sorted(RECIPES)))
+@click.option(
+    "--recipe",
+    default=DEFAULT_RECIPE,
+    show_default=True,
+    type=click.Choice(sorted(RECIPES)),
+    help="recipe of the warm and cold fits",
+)
 @click.option("--lr", type=float, default=None, help="override the recipe's learning rate (warm and cold alike)")
 @click.option("--steps", type=int, default=300, show_default=True, help="fit budget per text, warm and cold alike")
 @click.option("--no-fits", is_flag=True, help="amortised accuracy only: skip the warm and cold fits")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="which texts are drawn and the fits' init")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="texts fitted at once")
 @click.option("--model", default=None, help="default: the model the encoder was trained for")
-@click.option("--device", default=None)
+@click.option("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
 @click.option("--json", "as_json", is_flag=True, help="the whole result as JSON on stdout")
 def eval_(
     ckpt,
@@ -104,30 +109,23 @@ def eval_(
     as_json,
 ):
     """Measure encoder CKPT on held-out texts: amortised accuracy by length, warm vs cold steps to solve."""
-    from ..encoder.model import config_from_meta, evaluate_encoder, read_meta
-    from ..encoder.train import is_heldout, read_texts, snippets
+    from ..encoder import config_from_meta, eval_texts, evaluate_encoder, read_meta, read_texts
     from ..models import load_model
     from ..recipes import get_recipe
 
     meta = read_meta(ckpt)
-    cfg = config_from_meta(meta, str(ckpt))
-    trained = meta.get("train", {})
-    lm = load_model(model or trained.get("model") or cfg.lm_name, device)
+    lm = load_model(model or meta.get("train", {}).get("model") or config_from_meta(meta, str(ckpt)).lm_name, device)
     texts = read_texts(data, samples, seed)
-    if split == "heldout":
-        texts = [t for t in dict.fromkeys(texts) if is_heldout(t, trained.get("holdout", 0.05))]
-    lo, hi = min_len or trained.get("min_len", 1), max_len or cfg.max_len
-    chosen = snippets(lm, texts, lo, hi, n_texts, seed)
-    if not chosen:
-        raise PrototokError(f"no {split} text has {lo} to {hi} tokens ({len(texts)} texts)")
-    rec = get_recipe(recipe, lr=lr)
+    chosen = eval_texts(
+        lm, ckpt, texts, n_texts, heldout=split == "heldout", min_len=min_len, max_len=max_len, seed=seed
+    )
     bar = _fit_bar(no_fits)
     try:
         res = evaluate_encoder(
             lm,
             ckpt,
             chosen,
-            recipe=rec,
+            recipe=get_recipe(recipe, lr=lr),
             max_steps=steps,
             fits=not no_fits,
             seed=seed,

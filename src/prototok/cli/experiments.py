@@ -12,6 +12,7 @@ from ..errors import PrototokError
 from ..experiments.runner import DEFAULT_DB, EXPERIMENT_MIN_CHARS
 from ..fit import SHARES
 from ..layouts import LAYOUTS
+from ..methods import METHODS, OnePass
 from ..models import DEFAULT_MODEL
 from .options import fit_options
 
@@ -89,13 +90,8 @@ def _bar(total: int, desc: str):
 def _run(name: str, cfg, opts: dict, method=None) -> None:
     """The command as a function call: experiments.run_experiment with the options' Setup and method."""
     from ..experiments import EXPERIMENTS, Setup, run_experiment
-    from ..methods import OnePass
-    from ..recipes import get_recipe
 
-    if method is None:
-        method = OnePass(
-            get_recipe(opts["recipe"], lr=opts["lr"], max_steps=opts["steps"], init_scale=opts["init_scale"])
-        )
+    method = method or OnePass.from_options(**opts)
     setup = Setup(
         data=tuple(opts["data"]),
         model=opts["model"] or DEFAULT_MODEL,
@@ -127,8 +123,8 @@ def _seeds(opts) -> tuple[int, ...]:
 @click.option("--threshold", type=float, default=0.99, show_default=True, help="accuracy that counts as reconstructed")
 @click.option(
     "--method",
-    type=click.Choice(["onepass", "cram"]),
-    default="onepass",
+    type=click.Choice(sorted(METHODS)),
+    default=OnePass.name,
     show_default=True,
     help="onepass: (e, m), one forward; cram: the autoregressive baseline (arXiv 2502.13063), K [mem] vectors, "
     "judged on greedy generation accuracy",
@@ -160,20 +156,10 @@ def capacity(lengths, share, threshold, method, num_mem, first_scale, **opts):
 
     grid = _ints(lengths, "--lengths") or LENGTHS
     cfg = CapacityConfig(tuple(grid), _seeds(opts), opts["layout"], share, threshold)
-    chosen = None
-    if method == "cram":
-        from ..baselines.cramming import CramConfig, Cramming
-
-        if share != "none":
-            raise PrototokError("cramming has no shared vectors: use --share none with --method cram")
-        chosen = Cramming(
-            CramConfig(
-                num_mem=num_mem,
-                **{k: v for k, v in (("lr", opts["lr"]), ("max_steps", opts["steps"])) if v is not None},
-                init_scale=opts["init_scale"] or 1.0,
-                first_scale=first_scale,
-            )
-        )
+    cls = METHODS[method]
+    if share != "none" and not cls.shares:
+        raise PrototokError(f"method {method} has no shared vectors: use --share none")
+    chosen = cls.from_options(**opts, num_mem=num_mem, first_scale=first_scale)
     _run("capacity", cfg, opts, chosen)
 
 
@@ -241,14 +227,18 @@ def ablate_sharing(lengths, groups, shared, **opts):
 )
 @click.option("--pairs", type=click.IntRange(0), default=1, show_default=True, help="line/Bezier paths per text")
 @click.option("--points", type=click.IntRange(2), default=11, show_default=True, help="taus scored along each path")
-@click.option("--bezier-steps", type=click.IntRange(0), default=200, show_default=True)
+@click.option(
+    "--bezier-steps", type=click.IntRange(0), default=200, show_default=True, help="Adam steps for each curve"
+)
 @click.option("--bezier-lr", type=float, default=0.01, show_default=True, help="relative to the endpoints' gap")
 @click.option("--nearest", type=click.IntRange(1), default=3, show_default=True, help="vocabulary tokens per vector")
 @fit_options
 def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_steps, bezier_lr, nearest, **opts):
-    """Figs. 6 and 7: several solutions per text, their cosine distances by group (same text / same context /
-    different context), accuracy along the line vs a trained quadratic Bezier curve between two solutions of
-    one text (and curve length / line length), norms of e and m and their nearest vocabulary tokens.
+    """Solution geometry (the paper's Figs 6, 7): distances between solutions, line vs Bezier paths, e and m.
+
+    Several solutions per text, their cosine distances by group (same text / same context / different
+    context), accuracy along the line vs a trained quadratic Bezier curve between two solutions of one text
+    (and curve length / line length), norms of e and m and their nearest vocabulary tokens.
 
     Same-context groups need --data generated:SOURCE with --continuations 2+: --contexts contexts, each
     continued --continuations times by the model. Fits go in the runs table (experiment "geometry"), the

@@ -26,11 +26,17 @@ def fit_options(f):
     """Options shared by every command that fits proto-tokens."""
     opts = [
         click.option("--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS)),
-        click.option("--recipe", default=DEFAULT_RECIPE, show_default=True, type=click.Choice(sorted(RECIPES))),
+        click.option(
+            "--recipe",
+            default=DEFAULT_RECIPE,
+            show_default=True,
+            type=click.Choice(sorted(RECIPES)),
+            help="optimisation recipe: paper (the published one, exactly) or ours (README, Recipes)",
+        ),
         click.option("--lr", type=float, default=None, help="override the recipe's learning rate"),
         click.option("--steps", type=int, default=None, help="override the recipe's max steps per text"),
         click.option("--init-scale", type=float, default=None, help="override the recipe's init scale"),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True, help="seeds each text's init draw"),
         click.option("--batch-size", type=int, default=8, show_default=True, help="texts fitted at once"),
     ]
     for opt in reversed(opts):

@@ -10,8 +10,20 @@ from ..experiments.runner import DEFAULT_DB
 
 
 @click.command()
-@click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False))
-@click.option("--out", default="results/report", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--db",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="results database (SQLite) written by capacity, ablate and geometry",
+)
+@click.option(
+    "--out",
+    default="results/report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="folder for report.md and the PNG figures (created; files of the same names are replaced)",
+)
 def report(db, out):
     """Markdown tables shaped like the paper's Tables 1-4, and PNG figures, from the results store."""
     from ..errors import PrototokError

@@ -1,1 +1,37 @@
-"""A learned encoder: text -> (e, m) in one pass of a small network, trained end to end through the frozen LM."""
+"""A learned encoder: text -> (e, m) in one pass of a small network, trained end to end through the frozen LM,
+so a text's proto-tokens cost one forward pass instead of a per-text fit (or give the fit a warm start).
+
+model.py the network and its loss (the fitter's); checkpoint.py save/load, tied to one LM by fingerprint;
+train.py the training run (torchrun data parallel, exact resume); infer.py amortised_encode and
+eval_texts, evaluate_encoder. `train` below is the function (it hides the submodule's name as an attribute);
+`from prototok.encoder.train import ...` still reaches the module.
+"""
+
+from .checkpoint import check_encoder_model, config_from_meta, load_encoder, read_meta, save_encoder
+from .infer import amortised_encode, eval_texts, evaluate_encoder, predict_pairs
+from .model import EncoderConfig, ProtoEncoder, one_pass_loss, token_batch
+from .train import ENCODER_MIN_CHARS, Corpus, TrainConfig, TrainResult, is_heldout, read_texts, snippets, train
+
+__all__ = [
+    "ENCODER_MIN_CHARS",
+    "Corpus",
+    "EncoderConfig",
+    "ProtoEncoder",
+    "TrainConfig",
+    "TrainResult",
+    "amortised_encode",
+    "check_encoder_model",
+    "config_from_meta",
+    "eval_texts",
+    "evaluate_encoder",
+    "is_heldout",
+    "load_encoder",
+    "one_pass_loss",
+    "predict_pairs",
+    "read_meta",
+    "read_texts",
+    "save_encoder",
+    "snippets",
+    "token_batch",
+    "train",
+]

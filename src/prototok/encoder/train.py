@@ -5,9 +5,11 @@ index). So the stream is a pure function of the step: resuming needs only the st
 of W simply takes its slice of each global batch. --batch-size is the global batch; the gradient that DDP
 averages over ranks is the single-process gradient of that batch, whatever W is.
 
-Checkpoints (rank 0, every K steps and at the end), each file written to a temp name then renamed:
+Checkpoints (rank 0, every K steps and at the end), each file written atomically (prototok.files):
 encoder.safetensors + encoder.json (what amortised_encode reads) and train_state.pt (what --resume reads:
 weights, AdamW state, every rank's RNG state, step).
+
+Shapes: b texts on this rank (the global batch / world), D the LM's hidden size.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
+from .. import data
+from ..distributed import Dist, setup
 from ..errors import PrototokError
+from ..files import atomic_write, atomic_write_text, read_text
+from ..fit import init_id
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..models import DEFAULT_MODEL, LoadedModel, load_model
-from .model import EncoderConfig, ProtoEncoder, _atomic, one_pass_loss, save_encoder, token_batch
+from .checkpoint import check_encoder_model, config_from_meta, save_encoder
+from .model import EncoderConfig, ProtoEncoder, one_pass_loss, token_batch
 
 STATE = "train_state.pt"
 LOG = "train_log.jsonl"
@@ -105,44 +111,29 @@ def is_heldout(text: str, fraction: float) -> bool:
     return h < fraction * 16**8
 
 
-# Samples from a data source are cut this long (one or two sentences); train and eval must use the same value,
-# since it fixes where the source's windows fall and so which texts the hash split holds out.
-MIN_CHARS = 200
+# Samples the encoder takes from a named data source (wiki, austen, hf:...) are cut this long: one or two
+# sentences, a few times max_len tokens (the experiments cut much longer samples, EXPERIMENT_MIN_CHARS).
+# Train and eval must use the same value: it fixes where the source's windows fall, and so which texts the
+# hash split holds out.
+ENCODER_MIN_CHARS = 200
 
 
 def read_texts(specs: list[str] | tuple[str, ...], samples: int = 5000, seed: int = 0) -> list[str]:
     """--data values: a .txt file (one text per non-empty line), a folder of them, a source name of
-    prototok.data (wiki, austen, hf:..., when that module is present: `samples` windows from it), or a text."""
+    prototok.data (wiki, austen, hf:...: `samples` windows from it), or else the text itself."""
     texts: list[str] = []
     for spec in specs:
         path = Path(spec)
-        if path.is_dir():
-            files = sorted(path.rglob("*.txt"))
-            if not files:
-                raise PrototokError(f"--data {spec}: a folder without .txt files")
-        elif path.is_file():
-            files = [path]
+        if path.is_dir() or path.is_file():
+            for _, doc in data.from_files(spec):  # a folder: its .txt files, sorted by path
+                texts += [line.strip() for line in doc.splitlines() if line.strip()]
         elif spec.endswith(".txt") or os.sep in spec:
             raise PrototokError(f"--data {spec}: no such file or folder")
+        elif spec.partition(":")[0] in data.SOURCES:
+            texts += [s.text for s in data.load_samples(spec, samples, seed=seed, min_chars=ENCODER_MIN_CHARS)]
         else:
-            texts += _named_source(spec, samples, seed)
-            continue
-        for f in files:
-            try:
-                texts += [line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
-            except (OSError, UnicodeDecodeError) as err:
-                raise PrototokError(f"cannot read {f}: {err}") from None
+            texts.append(spec)  # not a path nor a source name: the text itself
     return texts
-
-
-def _named_source(spec: str, samples: int, seed: int) -> list[str]:
-    try:
-        from .. import data
-    except ImportError:
-        return [spec]
-    if spec.partition(":")[0] not in getattr(data, "SOURCES", {}):
-        return [spec]  # not a source name: the text itself
-    return [s.text for s in data.load_samples(spec, samples, seed=seed, min_chars=MIN_CHARS)]
 
 
 class Corpus:
@@ -161,7 +152,7 @@ class Corpus:
     def sample(self, index: int) -> list[int]:
         """Sample `index` of the stream: half start at a text's beginning (as held-out texts do), half anywhere."""
         c = self.cfg
-        g = torch.Generator().manual_seed(c.seed * 1_000_003 + index)
+        g = torch.Generator().manual_seed(init_id(c.seed, index))
         toks = self.ids[int(torch.randint(len(self.ids), (1,), generator=g))]
         n = int(torch.randint(c.min_len, min(c.max_len, len(toks)) + 1, (1,), generator=g))
         start = 0
@@ -170,223 +161,10 @@ class Corpus:
         return toks[start : start + n]
 
     def batch(self, step: int, rank: int = 0, world: int = 1) -> list[list[int]]:
+        """This rank's slice of global batch `step`: the same samples whatever the world size."""
         b = self.cfg.batch_size // world
         first = step * self.cfg.batch_size + rank * b
         return [self.sample(first + j) for j in range(b)]
-
-
-# ---------------------------------------------------------------------------------------------- distributed
-
-
-def _dist_setup(device: str | None) -> tuple[int, int, str | None, bool]:
-    """(rank, world, device, whether we started the process group). Under torchrun: gloo on CPU, nccl on
-    CUDA, one GPU per local rank."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, device, False
-    cuda = torch.cuda.is_available() and device not in ("cpu",)
-    if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
-    started = not dist.is_initialized()
-    if started:
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device, started
-
-
-def _rng_state() -> dict:
-    state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
-# ---------------------------------------------------------------------------------------------- training
-
-
-@dataclass
-class TrainResult:
-    encoder: ProtoEncoder  # this rank's copy (all ranks hold the same weights)
-    metrics: dict  # the last logged step: loss, token accuracy, lr, seconds
-
-
-def _optimizer(enc: ProtoEncoder, cfg: TrainConfig) -> torch.optim.AdamW:
-    """Weight decay on weight matrices only: not on biases, norms, positions, queries or the shared m."""
-    decay, rest = [], []
-    for name, p in enc.named_parameters():
-        (decay if p.ndim == 2 and name not in ("pos", "query", "m") else rest).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-
-
-def _check_resume(saved: dict, cfg: TrainConfig, out: Path) -> None:
-    old = saved["train_config"]
-    for f in fields(TrainConfig):
-        if f.name in RESUMABLE or f.name not in old:
-            continue
-        was, now = old[f.name], getattr(cfg, f.name)
-        if (list(was) if isinstance(was, tuple | list) else was) != (list(now) if isinstance(now, tuple) else now):
-            raise PrototokError(f"--resume: {out} was trained with {f.name}={was!r}, not {now!r}")
-    if old.get("steps") != cfg.steps:
-        warnings.warn(
-            f"--resume: steps changed {old.get('steps')} -> {cfg.steps}; the schedule changes too", stacklevel=3
-        )
-
-
-def _save(out: Path, enc, opt, step: int, cfg: TrainConfig, rngs: list[dict], world: int) -> None:
-    meta = {"step": step, "train": asdict(cfg)}
-    save_encoder(enc, out, meta)
-    state = {
-        "step": step,
-        "samples_seen": step * cfg.batch_size,  # the data position: the stream is a function of it
-        "encoder": enc.state_dict(),
-        "optimizer": opt.state_dict(),
-        "rng": rngs,  # one per rank
-        "world_size": world,
-        "train_config": asdict(cfg),
-        "encoder_config": asdict(enc.cfg),
-    }
-    _atomic(out / STATE, lambda tmp: torch.save(state, tmp))
-
-
-def train(
-    cfg: TrainConfig,
-    texts: list[str],
-    out: str | Path,
-    *,
-    lm: LoadedModel | None = None,
-    device: str | None = None,
-    resume: bool = False,
-    stop_at: int | None = None,
-    max_minutes: float | None = None,
-    progress: bool = True,
-) -> TrainResult:
-    """Train (or resume) an encoder into folder `out`.
-
-    stop_at: stop after this many steps (with a checkpoint) although the schedule spans cfg.steps; resume
-    later with resume=True. max_minutes: the same, once this much wall time has passed (a CPU budget).
-    Under torchrun every rank calls this; rank 0 alone writes.
-    """
-    rank, world, device, started = _dist_setup(device)
-    if cfg.batch_size % world:
-        raise PrototokError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} torchrun ranks")
-    out = Path(out)
-    if (out / STATE).exists() and not resume:
-        raise PrototokError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
-    if resume and not (out / STATE).exists():
-        raise PrototokError(f"--resume: no {STATE} in {out}")
-    lm = lm or load_model(cfg.model, device)
-    corpus = Corpus(lm, texts, cfg)
-    torch.manual_seed(cfg.seed)  # the same init on every rank (DDP broadcasts rank 0's anyway)
-    enc = ProtoEncoder(cfg.encoder_config(lm)).to(lm.device)
-    opt = _optimizer(enc, cfg)
-    step = 0
-    if resume:
-        saved = torch.load(out / STATE, map_location="cpu", weights_only=True)
-        _check_resume(saved, cfg, out)
-        if saved["encoder_config"]["lm_fingerprint"] != lm.fingerprint:
-            raise PrototokError(f"--resume: {out} was trained for model '{saved['encoder_config']['lm_name']}'")
-        enc.load_state_dict(saved["encoder"])
-        opt.load_state_dict(saved["optimizer"])
-        rngs = saved["rng"]
-        _set_rng_state(rngs[rank] if len(rngs) == world else rngs[0])
-        step = saved["step"]
-    model = enc
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        model = DDP(enc, device_ids=[lm.device.index] if lm.device.type == "cuda" else None)
-    end = min(cfg.steps, stop_at if stop_at is not None else cfg.steps)
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc="encoder", unit="step", file=sys.stderr, dynamic_ncols=True)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        _trim_log(out / LOG, step)
-    last: dict = {"step": step}
-    run_loss = torch.zeros((), device=lm.device)
-    run_acc = torch.zeros((), device=lm.device)
-    since, t0 = 0, time.perf_counter()
-    model.train()
-    while step < end:
-        toks = corpus.batch(step, rank, world)
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr_at(step)
-        e, m = model(*token_batch(lm, toks))  # (b, D), (b or 1, D)
-        loss, correct = one_pass_loss(lm, e, m, toks, cfg.layout)  # (b,), (b,)
-        loss.mean().backward()  # DDP averages over ranks: the global batch's mean per-text loss
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(enc.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        if max_minutes is not None and _out_of_time(t0, max_minutes, world, lm.device):
-            end = step  # checkpoint below, then stop; --resume continues on the same schedule
-        run_loss += loss.detach().mean()
-        run_acc += (correct.float() / torch.tensor([len(t) for t in toks], device=correct.device)).mean()
-        since += 1
-        if bar:
-            bar.update(1)
-        if step % cfg.log_every == 0 or step == end:
-            stats = torch.stack([run_loss, run_acc]) / since
-            if world > 1:
-                dist.all_reduce(stats)
-                stats /= world
-            lo, acc = stats.tolist()  # the one sync per log interval
-            last = {
-                "step": step,
-                "loss": round(lo, 5),
-                "accuracy": round(acc, 5),
-                "lr": cfg.lr_at(step - 1),
-                "seconds": round(time.perf_counter() - t0, 2),
-            }
-            run_loss.zero_()
-            run_acc.zero_()
-            since = 0
-            if rank == 0:
-                with open(out / LOG, "a") as f:
-                    f.write(json.dumps(last) + "\n")
-                if bar:
-                    bar.set_postfix(loss=f"{lo:.3f}", acc=f"{acc:.3f}")
-        if step % cfg.ckpt_every == 0 or step == end:
-            rngs = [_rng_state()]
-            if world > 1:
-                rngs = [None] * world
-                dist.all_gather_object(rngs, _rng_state())
-            if rank == 0:
-                _save(out, enc, opt, step, cfg, rngs, world)
-    if bar:
-        bar.close()
-    if world > 1:
-        dist.barrier()
-        if started:
-            dist.destroy_process_group()
-    return TrainResult(enc.eval(), last)
-
-
-def _out_of_time(t0: float, minutes: float, world: int, device: torch.device) -> bool:
-    """Rank 0's clock decides for all ranks, so that they stop at the same step."""
-    late = torch.tensor(float(time.perf_counter() - t0 > minutes * 60), device=device)
-    if world > 1:
-        dist.broadcast(late, 0)
-    return bool(late.item())
-
-
-def _trim_log(path: Path, step: int) -> None:
-    """After a resume, drop log lines past the checkpoint so that no step is logged twice."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    _atomic(path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in keep)))
 
 
 def snippets(lm: LoadedModel, texts: list[str], min_len: int, max_len: int, n: int, seed: int = 0) -> list[str]:
@@ -406,3 +184,199 @@ def snippets(lm: LoadedModel, texts: list[str], min_len: int, max_len: int, n: i
         if lm.tokenizer(cut, add_special_tokens=False)["input_ids"] == enc["input_ids"][:want]:
             out.append(cut)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainResult:
+    encoder: ProtoEncoder  # this rank's copy (all ranks hold the same weights)
+    metrics: dict  # the last logged step: loss, token accuracy, lr, seconds
+
+
+def _rng_state() -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _optimizer(enc: ProtoEncoder, cfg: TrainConfig) -> torch.optim.AdamW:
+    """Weight decay on weight matrices only: not on biases, norms, positions, queries or the shared m."""
+    decay, rest = [], []
+    for name, p in enc.named_parameters():
+        (decay if p.ndim == 2 and name not in ("pos", "query", "m") else rest).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def _check_resume(saved: dict, cfg: TrainConfig, out: Path) -> None:
+    """A resumed run must compute what the straight run would: only RESUMABLE fields may change."""
+    old = saved["train_config"]
+    for f in fields(TrainConfig):
+        if f.name in RESUMABLE or f.name not in old:
+            continue
+        was, now = old[f.name], getattr(cfg, f.name)
+        if (list(was) if isinstance(was, tuple | list) else was) != (list(now) if isinstance(now, tuple) else now):
+            raise PrototokError(f"--resume: {out} was trained with {f.name}={was!r}, not {now!r}")
+    if old.get("steps") != cfg.steps:
+        warnings.warn(
+            f"--resume: steps changed {old.get('steps')} -> {cfg.steps}; the schedule changes too", stacklevel=4
+        )
+
+
+def _resume(out: Path, cfg: TrainConfig, lm: LoadedModel, enc: ProtoEncoder, opt, d: Dist) -> int:
+    """Load train_state.pt into enc and opt, restore this rank's RNG; returns the step to continue from."""
+    saved = torch.load(out / STATE, map_location="cpu", weights_only=True)
+    _check_resume(saved, cfg, out)
+    where = f"--resume: {out}"
+    check_encoder_model(config_from_meta({"config": saved["encoder_config"]}, where), lm, where)
+    enc.load_state_dict(saved["encoder"])
+    opt.load_state_dict(saved["optimizer"])
+    rngs = saved["rng"]
+    _set_rng_state(rngs[d.rank] if len(rngs) == d.world else rngs[0])
+    return saved["step"]
+
+
+def _save(out: Path, enc: ProtoEncoder, opt, step: int, cfg: TrainConfig, rngs: list[dict], world: int) -> None:
+    meta = {"step": step, "train": asdict(cfg)}
+    save_encoder(enc, out, meta)
+    state = {
+        "step": step,
+        "samples_seen": step * cfg.batch_size,  # the data position: the stream is a function of it
+        "encoder": enc.state_dict(),
+        "optimizer": opt.state_dict(),
+        "rng": rngs,  # one per rank
+        "world_size": world,
+        "train_config": asdict(cfg),
+        "encoder_config": asdict(enc.cfg),
+    }
+    atomic_write(out / STATE, lambda tmp: torch.save(state, tmp))
+
+
+def train(
+    cfg: TrainConfig,
+    texts: list[str],
+    out: str | Path,
+    *,
+    lm: LoadedModel | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    stop_at: int | None = None,
+    max_minutes: float | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) an encoder into folder `out`.
+
+    stop_at: stop after this many steps (with a checkpoint) although the schedule spans cfg.steps; resume
+    later with resume=True. max_minutes: the same, once this much wall time has passed (a CPU budget).
+    Under torchrun every rank calls this; rank 0 alone writes. A process group this call joins, it also
+    leaves (so a Python caller may train again); one that the caller set up stays.
+    """
+    started = not torch.distributed.is_initialized()
+    d, device = setup(device)
+    if cfg.batch_size % d.world:
+        raise PrototokError(f"--batch-size {cfg.batch_size} must be a multiple of the {d.world} torchrun ranks")
+    out = Path(out)
+    if (out / STATE).exists() and not resume:
+        raise PrototokError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
+    if resume and not (out / STATE).exists():
+        raise PrototokError(f"--resume: no {STATE} in {out}")
+    lm = lm or load_model(cfg.model, device)
+    corpus = Corpus(lm, texts, cfg)
+    torch.manual_seed(cfg.seed)  # the same init on every rank (DDP broadcasts rank 0's anyway)
+    enc = ProtoEncoder(cfg.encoder_config(lm)).to(lm.device)
+    opt = _optimizer(enc, cfg)
+    step = _resume(out, cfg, lm, enc, opt, d) if resume else 0
+    model = enc
+    if d.active:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(enc, device_ids=[lm.device.index] if lm.device.type == "cuda" else None)
+    end = min(cfg.steps, stop_at if stop_at is not None else cfg.steps)
+    bar = None
+    if progress and d.rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc="encoder", unit="step", file=sys.stderr, dynamic_ncols=True)
+    if d.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _trim_log(out / LOG, step)
+    last: dict = {"step": step}
+    run_loss = torch.zeros((), device=lm.device)
+    run_acc = torch.zeros((), device=lm.device)
+    since, t0 = 0, time.perf_counter()
+    model.train()
+    while step < end:
+        toks = corpus.batch(step, d.rank, d.world)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr_at(step)
+        e, m = model(*token_batch(lm, toks))  # (b, D), (b or 1, D)
+        loss, correct = one_pass_loss(lm, e, m, toks, cfg.layout)  # (b,), (b,)
+        loss.mean().backward()  # DDP averages over ranks: the global batch's mean per-text loss
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(enc.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if max_minutes is not None and _out_of_time(t0, max_minutes, d, lm.device):
+            end = step  # checkpoint below, then stop; --resume continues on the same schedule
+        run_loss += loss.detach().mean()
+        run_acc += (correct.float() / torch.tensor([len(t) for t in toks], device=correct.device)).mean()
+        since += 1
+        if bar:
+            bar.update(1)
+        if step % cfg.log_every == 0 or step == end:
+            stats = torch.stack([run_loss, run_acc]) / since  # (2,)
+            if d.active:
+                torch.distributed.all_reduce(stats, group=d.group)
+                stats /= d.world
+            lo, acc = stats.tolist()  # the one sync per log interval
+            last = {
+                "step": step,
+                "loss": round(lo, 5),
+                "accuracy": round(acc, 5),
+                "lr": cfg.lr_at(step - 1),
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+            run_loss.zero_()
+            run_acc.zero_()
+            since = 0
+            if d.rank == 0:
+                with open(out / LOG, "a") as f:
+                    f.write(json.dumps(last) + "\n")
+                if bar:
+                    bar.set_postfix(loss=f"{lo:.3f}", acc=f"{acc:.3f}")
+        if step % cfg.ckpt_every == 0 or step == end:
+            rngs = d.exchange(_rng_state())  # every rank's, in rank order: resume restores each
+            if d.rank == 0:
+                _save(out, enc, opt, step, cfg, rngs, d.world)
+    if bar:
+        bar.close()
+    d.barrier()
+    if started:
+        d.close()
+    return TrainResult(enc.eval(), last)
+
+
+def _out_of_time(t0: float, minutes: float, d: Dist, device: torch.device) -> bool:
+    """Rank 0's clock decides for all ranks, so that they stop at the same step."""
+    late = torch.tensor(float(time.perf_counter() - t0 > minutes * 60), device=device)
+    if d.active:
+        torch.distributed.broadcast(late, 0, group=d.group)
+    return bool(late.item())
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """After a resume, drop log lines past the checkpoint so that no step is logged twice."""
+    if not path.exists():
+        return
+    keep = [line for line in read_text(path).splitlines() if line and json.loads(line)["step"] <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in keep))

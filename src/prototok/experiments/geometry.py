@@ -14,33 +14,21 @@ Same-context groups come from `generated:SOURCE` with --continuations j: j sampl
 
 from __future__ import annotations
 
-import json
 import statistics
-import time
 from dataclasses import dataclass
 
 import torch
 
-from ..analysis.geometry import PAIR_KINDS, connect, cosine_distances, nearest_tokens, table_norms
-from ..data import GEN_CONTEXT_TOKENS, Sample, _after_first_sentence, load_samples, sample_continuations, tokenize
+from ..analysis.distances import DistanceSummary, cosine_distances, solution_pairs, summarize_distances
+from ..analysis.paths import connect, point
+from ..analysis.vectors import describe, table_norms
+from ..data import continuation_samples
 from ..distributed import shard
 from ..errors import PrototokError
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..protofile import ProtoTokens
-from ..store import insert_many
+from ..store import GEOMETRY_KEY
 from .runner import THRESHOLD, Experiment, Plan, Prefixes, Run, Setup, chunks_of, load, usable_lengths
-
-GEO_KEY = ("model", "source", "recipe", "layout", "length", "kind", "item", "params")
-_CREATE = (
-    "CREATE TABLE IF NOT EXISTS geometry (id INTEGER PRIMARY KEY, model TEXT NOT NULL, source TEXT NOT NULL, "
-    "recipe TEXT NOT NULL, layout TEXT NOT NULL, length INTEGER NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL, "
-    "params TEXT NOT NULL, model_fingerprint TEXT, value TEXT, created REAL, "
-    f"UNIQUE ({', '.join(GEO_KEY)}))"
-)
-_INSERT = (
-    f"INSERT INTO geometry ({', '.join(GEO_KEY)}, model_fingerprint, value, created) "
-    f"VALUES ({', '.join('?' for _ in GEO_KEY)}, ?, ?, ?) ON CONFLICT ({', '.join(GEO_KEY)}) DO NOTHING"
-)
 
 
 @dataclass(frozen=True)
@@ -53,7 +41,7 @@ class GeometryConfig:
     pairs: int = 1  # same-text pairs connected per text: (seeds[0], seeds[1]), (seeds[1], seeds[2]), ...
     points: int = 11  # taus at which the line and the curve are scored
     bezier_steps: int = 200
-    bezier_lr: float = 0.01  # relative: see geometry.fit_bezier
+    bezier_lr: float = 0.01  # relative: see analysis.paths.fit_bezier
     nearest: int = 3  # vocabulary tokens listed per vector
 
     def __post_init__(self) -> None:
@@ -70,74 +58,13 @@ class GeometryConfig:
         return f"points={self.points},steps={self.bezier_steps},lr={self.bezier_lr}"
 
 
-# ---------------------------------------------------------------- the geometry table
-
-
-def add_rows(store, rows: list[tuple]) -> int:
-    """rows: (model, source, recipe, layout, length, kind, item, params, fingerprint, value dict). New ones only."""
-    store.db.execute(_CREATE)
-    now = time.time()
-    return insert_many(store.db, _INSERT, [(*r[:-1], json.dumps(r[-1], sort_keys=True), now) for r in rows])
-
-
-def geometry_rows(store, **where) -> list[dict]:
-    """Rows of the geometry table (value parsed), [] when the database has none. A rank's store (RankStore,
-    under torchrun) is read as one with the main database, as its `runs` rows are."""
-    bad = set(where) - set(GEO_KEY)
-    if bad:
-        raise ValueError(f"unknown geometry column(s) {sorted(bad)}; key columns: {', '.join(GEO_KEY)}")
-    clause = " AND ".join(f"{k} = ?" for k in where)
-    sql = "SELECT * FROM geometry" + (f" WHERE {clause}" if clause else "") + " ORDER BY id"
-    out, seen = [], set()
-    for db in [s.db for s in (getattr(store, "main", None), store) if s is not None]:
-        if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='geometry'").fetchone():
-            continue
-        for r in db.execute(sql, tuple(where.values())):
-            d = dict(r)
-            key = tuple(d[k] for k in GEO_KEY)
-            if key not in seen:
-                seen.add(key)
-                d["value"] = json.loads(d["value"])
-                out.append(d)
-    return out
-
-
-# ---------------------------------------------------------------- same-context texts
-
-
-def continuation_samples(lm, inner: str, contexts: int, per_context: int, length: int, data_seed: int = 0):
-    """(source key, samples): `per_context` sampled continuations (temperature 1, EOS suppressed) of each of
-    `contexts` contexts drawn from `inner`, as data.generated_samples but several per context. Each context has
-    its own torch stream, so adding contexts keeps the earlier texts."""
-    tok = lm.tokenizer
-    ctx_len = min(GEN_CONTEXT_TOKENS, lm.max_positions // 4)
-    ctxs = load_samples(inner, contexts, seed=data_seed, min_chars=ctx_len * 8)
-    new = min(lm.max_positions - ctx_len, 2 * length + 48)  # room for the first-sentence cut
-    out = []
-    for ci, ctx in enumerate(ctxs):
-        gen = sample_continuations(
-            lm,
-            tokenize(tok, ctx.text)[:ctx_len],
-            (data_seed * 1_000_003 + ci) * 7919 + per_context,
-            max_new_tokens=new,
-            min_new_tokens=new,
-            num_return_sequences=per_context,
-        )
-        for row in gen.tolist():
-            text = _after_first_sentence(tok.decode(row, skip_special_tokens=True))
-            out.append(Sample(f"generated:{ctx.source}", ctx.doc, ctx.offset, text))
-    extra = f",seed={data_seed}" if data_seed else ""
-    return f"generated:{ctxs[0].source}@continuations={per_context}{extra}", out
-
-
-# ---------------------------------------------------------------- the experiment
-
-
 def _name(sample: int, seed: int) -> str:
+    """A solution's item in the geometry table: text (sample) and seed."""
     return f"s{sample}/seed{seed}"
 
 
 def plan_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Plan:
+    """What run_geometry will fit: every (text, seed) not stored yet, in batches (the Bezier fits come after)."""
     plan = Plan(
         f"geometry: {len(texts)} texts x {len(cfg.seeds)} seeds at length {cfg.length}, layout {cfg.layout}, "
         f"recipe {run.recipe_key}; Bezier fits: up to {cfg.pairs} per text, {cfg.bezier_steps} steps each"
@@ -157,19 +84,17 @@ def plan_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Plan:
 
 @dataclass
 class GeometrySummary:
-    distances: dict[str, list[float]]  # group -> distances of [e; m]
-    paths: list[dict]
-    vectors: list[dict]
+    distances: dict[str, DistanceSummary]  # pair kind -> distances of [e; m]
+    paths: list[dict]  # the geometry table's path rows for these texts, every rank's
+    vectors: list[dict]  # {"item", "value"}: a vector row per solution
     table_norm: tuple[float, float]
 
     def render(self) -> str:
         head = f"{'group':>18} {'pairs':>6} {'mean':>8} {'std':>8} {'min':>8} {'max':>8}"
         lines = [head + "   (cosine distance of [e; m])"]
-        for kind, v in self.distances.items():
-            if v:
-                sd = statistics.pstdev(v) if len(v) > 1 else 0.0
-                mean = statistics.fmean(v)
-                lines.append(f"{kind:>18} {len(v):>6} {mean:>8.4f} {sd:>8.4f} {min(v):>8.4f} {max(v):>8.4f}")
+        for kind, d in self.distances.items():
+            if d.count:
+                lines.append(f"{kind:>18} {d.count:>6} {d.mean:>8.4f} {d.std:>8.4f} {d.min:>8.4f} {d.max:>8.4f}")
         for p in self.paths:
             v = p["value"]
             lines.append(
@@ -190,6 +115,19 @@ class GeometrySummary:
         return "\n".join(lines)
 
 
+def solutions(run: Run, rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """e (S, d) and m (S, d) of stored rows, read from their proto-token files (a shared m is each row's m)."""
+    files: dict[str, ProtoTokens] = {}
+    es, ms = [], []
+    for r in rows:
+        proto = files.get(r["proto_path"]) or ProtoTokens.load(run.store.path.parent / r["proto_path"])
+        files[r["proto_path"]] = proto
+        j = r["proto_index"]
+        es.append(proto.e[j].reshape(-1).float())  # (d,)
+        ms.append(proto.m[j if proto.m.shape[0] > 1 else 0].reshape(-1).float())  # (d,)
+    return torch.stack(es), torch.stack(ms)  # (S, d) each
+
+
 def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> GeometrySummary:
     """Fit every (text, seed), then store distances, vector reports and the line/Bezier paths not yet stored."""
     lm, n = run.lm, cfg.length
@@ -203,55 +141,40 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
     keep = {t.sample for t in have}
     rows = [r for r in run.rows(length=n, layout=cfg.layout, sharing="none") if r["sample"] in keep]
     rows = sorted((r for r in rows if r["seed"] in cfg.seeds), key=lambda r: (r["sample"], r["seed"]))
-    files: dict[str, ProtoTokens] = {}
-    es, ms = [], []
-    for r in rows:
-        proto = files.get(r["proto_path"]) or ProtoTokens.load(run.store.path.parent / r["proto_path"])
-        files[r["proto_path"]] = proto
-        j = r["proto_index"]
-        es.append(proto.e[j].reshape(-1).float())
-        ms.append(proto.m[j if proto.m.shape[0] > 1 else 0].reshape(-1).float())
-    e, m = torch.stack(es), torch.stack(ms)  # (S, d) each
+    e, m = solutions(run, rows)  # (S, d) each
     base = (run.model, run.source, run.recipe_key, cfg.layout, n)
     names = [_name(r["sample"], r["seed"]) for r in rows]
     text_ids = [r["sample"] for r in rows]
     contexts = [r["sample"] // cfg.continuations for r in rows]
 
-    # Fig. 6: every pair, in float64 (geometry.cosine_distances)
-    d_all, d_e, d_m = (cosine_distances(x) for x in (torch.cat([e, m], 1), e, m))
-    dist_rows, groups = [], {k: [] for k in PAIR_KINDS}
-    for a in range(len(rows)):
-        for b in range(a + 1, len(rows)):
-            kind = (
-                "same-text"
-                if text_ids[a] == text_ids[b]
-                else ("same-context" if contexts[a] == contexts[b] else "different-context")
-            )
-            groups[kind].append(float(d_all[a, b]))
-            value = {"group": kind, "distance": float(d_all[a, b]), "e": float(d_e[a, b]), "m": float(d_m[a, b])}
-            dist_rows.append((*base, "distance", f"{names[a]}|{names[b]}", "", lm.fingerprint, value))
-    add_rows(run.store, dist_rows)
+    # Fig. 6: every pair, in float64 (distances.cosine_distances)
+    d_all, d_e, d_m = (cosine_distances(x) for x in (point(e, m), e, m))  # (S, S) each
+    dist_rows = [
+        (
+            *base,
+            "distance",
+            f"{names[a]}|{names[b]}",
+            "",
+            lm.fingerprint,
+            {"group": kind, "distance": float(d_all[a, b]), "e": float(d_e[a, b]), "m": float(d_m[a, b])},
+        )
+        for a, b, kind in solution_pairs(text_ids, contexts)
+    ]
+    run.store.add_geometry(dist_rows)
 
     # norms and nearest tokens
     t_mean, t_std = table_norms(lm)
-    vec_rows = []
-    for name, x in (("e", e), ("m", m)):
-        cos, ids = nearest_tokens(lm, x, cfg.nearest)
-        for i, r in enumerate(rows):
-            if name == "e":
-                vec_rows.append({"accuracy": r["accuracy"], "table_norm": [t_mean, t_std]})
-            vec_rows[i] |= {
-                f"{name}_norm": float(x[i].norm()),
-                f"{name}_nearest": lm.tokenizer.convert_ids_to_tokens(ids[i].tolist()),
-                f"{name}_cos": [round(c, 4) for c in cos[i].tolist()],
-            }
-    add_rows(run.store, [(*base, "vector", names[i], "", lm.fingerprint, v) for i, v in enumerate(vec_rows)])
+    reports = describe(lm, e, m, cfg.nearest)
+    vec_rows = [
+        {"accuracy": r["accuracy"], "table_norm": [t_mean, t_std]} | rep.record() for r, rep in zip(rows, reports)
+    ]
+    run.store.add_geometry([(*base, "vector", names[i], "", lm.fingerprint, v) for i, v in enumerate(vec_rows)])
 
     # Fig. 7: line vs Bezier between two solutions of one text, the expensive part: one commit per path.
     # Under torchrun the paths still to fit are dealt over the ranks (every rank sees the same stored ones),
     # then the ranks swap what they stored, so each summary (rank 0's is printed) holds every path.
-    this = dict(zip(GEO_KEY, base))  # model, source, recipe, layout, length
-    stored = {r["item"] for r in geometry_rows(run.store, **this, kind="path", params=cfg.path_params)}
+    this = dict(zip(GEOMETRY_KEY, base))  # model, source, recipe, layout, length
+    stored = {r["item"] for r in run.store.geometry(**this, kind="path", params=cfg.path_params)}
     index = {(r["sample"], r["seed"]): i for i, r in enumerate(rows)}
     tokens = {t.sample: t.tokens[n] for t in have}
     todo = []
@@ -268,36 +191,26 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
         c = connect(
             lm,
             tokens[t.sample],
-            torch.cat([e[i0], m[i0]]),
-            torch.cat([e[i1], m[i1]]),
+            point(e[i0], m[i0]),
+            point(e[i1], m[i1]),
             points=cfg.points,
             layout=cfg.layout,
             steps=cfg.bezier_steps,
             lr=cfg.bezier_lr,
             seed=s0,
         )
-        value = {
-            "taus": c.taus,
-            "line_accuracy": c.line_accuracy,
-            "curve_accuracy": c.curve_accuracy,
-            "line_loss": c.line_loss,
-            "curve_loss": c.curve_loss,
-            "length_ratio": c.length_ratio,
-            "cosine_distance": c.cosine_distance,
-            "endpoints_solved": bool(rows[i0]["accuracy"] >= THRESHOLD and rows[i1]["accuracy"] >= THRESHOLD),
-            "bezier_seconds": c.bezier.seconds,
-            "bezier_final_loss": c.bezier.losses[-1] if c.bezier.losses else None,
-        }
-        fitted.append((*base, "path", item, cfg.path_params, lm.fingerprint, value))
-        add_rows(run.store, fitted[-1:])
+        solved = bool(rows[i0]["accuracy"] >= THRESHOLD and rows[i1]["accuracy"] >= THRESHOLD)
+        fitted.append((*base, "path", item, cfg.path_params, lm.fingerprint, c.record() | {"endpoints_solved": solved}))
+        run.store.add_geometry(fitted[-1:])
     if run.ranks:
         for rank, theirs in enumerate(run.dist.exchange(fitted)):
             if rank != run.dist.rank and theirs:
-                add_rows(run.store, theirs)
-    paths = geometry_rows(run.store, **this, kind="path", params=cfg.path_params)
+                run.store.add_geometry(theirs)
+    paths = run.store.geometry(**this, kind="path", params=cfg.path_params)
     paths = sorted((p for p in paths if int(p["item"].split("/")[0][1:]) in keep), key=lambda p: p["item"])
     vectors = [{"item": names[i], "value": v} for i, v in enumerate(vec_rows)]
-    return GeometrySummary(groups, paths, vectors, (t_mean, t_std))
+    distances = summarize_distances(d_all, text_ids, contexts)
+    return GeometrySummary(distances, paths, vectors, (t_mean, t_std))
 
 
 def load_geometry(spec: str, lm, setup: Setup, cfg: GeometryConfig) -> tuple[str, list]:

@@ -32,6 +32,7 @@ from ..layouts import get_layout
 from ..methods import Method, to_proto
 from ..models import DEFAULT_MODEL, LoadedModel
 from ..store import KEY, Row, Store
+from ..version import __version__
 
 THRESHOLD = 0.99  # the papers' "reconstructed": token accuracy at least this
 # Default shortest sample for the experiments: ~6 characters per token for the capacity grid's longest length
@@ -246,8 +247,6 @@ class Run:
 
     def _store_rows(self, items, results, proto, rel, decoded, seconds, batch_size, **columns) -> list[Row]:
         """One committed row per text; `columns` holds per-method extras as lists aligned with items."""
-        from .. import __version__
-
         lm, rows = self.lm, []
         for j, (it, r) in enumerate(zip(items, results)):
             ok = sum(a == b for a, b in zip(decoded[j], it.tokens))

@@ -1,0 +1,178 @@
+"""One pass against the cramming baseline (arXiv 2502.13063), drawn when the store holds cramming rows: the
+baseline's own table (teacher-forced vs greedy accuracy), Fig. 3 (H_LM reconstructed per text, one-pass vs
+cramming, as a table and a scatter) and Fig. 4 (decode throughput, one batched one-pass decode vs one batched
+greedy generation). Methods are told apart by the registry (methods.for_layout), never by a name or layout.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from ..baselines.cramming import Cramming
+from ..experiments.capacity import CapacitySummary, summarize
+from ..experiments.runner import THRESHOLD
+from ..methods import OnePass, for_layout
+from .capacity import capacity_settings
+from .markdown import fmt, md_table
+from .plotting import finish, pyplot
+from .results import Results
+from .timing import timing_rows
+
+COMPARED = (OnePass, Cramming)  # Fig. 4's methods, in its columns' order
+
+
+def method_pairs(rows: list[dict]) -> list[tuple[str, str, tuple, tuple, CapacitySummary, CapacitySummary]]:
+    """(model, source, one-pass setting, cramming setting, one-pass summary, cramming summary) for every pair
+    of settings of one (model, source) with nothing shared; settings are report.capacity.COLUMNS tuples."""
+    settings, _ = capacity_settings(rows)
+    out = []
+    for model, source in dict.fromkeys((k[0], k[1]) for k in settings):
+        mine = [k for k in settings if k[:2] == (model, source) and k[3] == "none"]
+        for ko in (k for k in mine if for_layout(k[2]) is OnePass):
+            for kc in (k for k in mine if for_layout(k[2]) is Cramming):
+                out.append((model, source, ko, kc, summarize(settings[ko]), summarize(settings[kc])))
+    return out
+
+
+def throughput(rows: list[dict]) -> dict[tuple, dict[str, float]]:
+    """(model, device, length) -> {method name: decode tokens/s} of the capacity runs, where every method in
+    COMPARED was decoded."""
+    out: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for (model, device, name, n), t in timing_rows([r for r in rows if r["experiment"] == "capacity"]).items():
+        if t["decode_tps"]:
+            out[(model, device, n)][name] = t["decode_tps"]
+    return {k: v for k, v in sorted(out.items()) if all(m.name in v for m in COMPARED)}
+
+
+def cramming_table(rows: list[dict]) -> str:
+    """Per (model, source, recipe, length): teacher-forced accuracy (the fitter's) beside greedy generation's
+    (what reading the text back gives), which is what cramming is judged on."""
+    acc: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        acc[(r["model"], r["source"], r["recipe"], r["length"])].append(r)
+    body = []
+    for (model, source, recipe, n), rs in sorted(acc.items()):
+        gen = [r[Cramming.judged_on] for r in rs if r[Cramming.judged_on] is not None]
+        body.append(
+            [
+                model,
+                source,
+                recipe,
+                n,
+                len(rs),
+                f"{statistics.fmean(r['accuracy'] for r in rs):.4f}",
+                fmt(statistics.fmean(gen) if gen else None, ".4f"),
+                sum(g >= THRESHOLD for g in gen),
+                f"{statistics.fmean(r['steps'] for r in rs):.0f}",
+            ]
+        )
+    header = ["model", "source", "recipe", "length", "texts", "teacher-forced acc", "greedy acc"]
+    return md_table([*header, f"greedy >= {THRESHOLD}", "steps"], body)
+
+
+def fig3_table(pairs: list[tuple]) -> str:
+    body = []
+    for model, source, ko, kc, so, sc in pairs:
+        ho = [s.h_lm_max or 0.0 for s in so.samples]
+        hc = [s.h_lm_max or 0.0 for s in sc.samples]
+        body.append(
+            [
+                model,
+                source,
+                f"{ko[2]}, {ko[4]}",
+                kc[4],
+                f"{so.mean:.1f}",
+                f"{sc.mean:.1f}",
+                fmt(statistics.fmean(ho) if ho else None),
+                fmt(statistics.fmean(hc) if hc else None),
+            ]
+        )
+    header = ["model", "source", "one-pass setting", "cramming", "capacity one-pass", "capacity cramming"]
+    return md_table([*header, "H_LM one-pass", "H_LM cramming"], body)
+
+
+def fig4_table(tp: dict[tuple, dict[str, float]]) -> str:
+    one, cram = (m.name for m in COMPARED)
+    return md_table(
+        ["model", "device", "length", "one-pass tok/s", "greedy tok/s", "speed-up"],
+        [[*k, f"{v[one]:,.0f}", f"{v[cram]:,.0f}", f"{v[one] / v[cram]:.1f}x"] for k, v in tp.items()],
+    )
+
+
+def section(results: Results) -> str:
+    cram_rows = [r for r in results.rows if for_layout(r["layout"]) is Cramming]
+    if not cram_rows:
+        return ""
+    out = [
+        "## Cramming baseline (arXiv 2502.13063) vs one pass\n",
+        "Cramming: K [mem] vectors, teacher-forced fit, decoded by greedy generation (one forward per token). "
+        "Its capacity is judged on greedy generation accuracy; teacher-forced accuracy can hide a collapse.\n",
+        cramming_table(cram_rows),
+    ]
+    pairs = method_pairs(results.rows)
+    if pairs:
+        out += [
+            "\n### Fig. 3: H_LM reconstructed per text\n",
+            "Per sample, the largest H_LM (bits) among the prefixes reconstructed (max over seeds), "
+            "mean over samples.\n",
+            fig3_table(pairs),
+        ]
+    tp = throughput(results.rows)
+    if tp:
+        out += [
+            "\n### Fig. 4: reconstruction throughput\n",
+            "Tokens/s of one batched decode of a whole file: one forward (one-pass) vs N forwards (greedy).\n",
+            fig4_table(tp),
+        ]
+    return "\n".join(out)
+
+
+def figures(results: Results, out: Path) -> list[Path]:
+    written = []
+    pairs = method_pairs(results.rows)
+    if pairs:
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(5, 5))
+        top = 1.0
+        for model, source, ko, kc, so, sc in pairs:
+            hc = {s.sample: s.h_lm_max or 0.0 for s in sc.samples}
+            ho = {s.sample: s.h_lm_max or 0.0 for s in so.samples}
+            common = sorted(set(hc) & set(ho))
+            xs, ys = [hc[s] for s in common], [ho[s] for s in common]
+            top = max([top, *xs, *ys])
+            ax.scatter(xs, ys, label=f"{model}, {source}" + (f", {ko[4]} vs {kc[4]}" if len(pairs) > 1 else ""))
+        ax.plot([0, top * 1.05], [0, top * 1.05], color="grey", ls=":", lw=1)
+        written.append(
+            finish(
+                fig,
+                ax,
+                out / "fig3_hlm_onepass_vs_cram.png",
+                xlabel="cramming (greedy): H_LM reconstructed (bits)",
+                ylabel="one pass: H_LM reconstructed (bits)",
+                title="Fig. 3: information reconstructed per text",
+            )
+        )
+    tp = throughput(results.rows)
+    if tp:
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        for model, device in dict.fromkeys((k[0], k[1]) for k in tp):
+            ks = [k for k in tp if k[:2] == (model, device)]
+            ns = [k[2] for k in ks]
+            for method, marker in zip(COMPARED, ("o", "s")):
+                ax.plot(ns, [tp[k][method.name] for k in ks], marker=marker, label=f"{model} ({device}): {method.name}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        written.append(
+            finish(
+                fig,
+                ax,
+                out / "fig4_throughput.png",
+                xlabel="text length (tokens)",
+                ylabel="decode tokens/s",
+                title="Fig. 4: reconstruction throughput",
+            )
+        )
+    return written

@@ -1,0 +1,143 @@
+"""Capacity per setting (model, source, layout, sharing kind, recipe): the summary table with the papers'
+numbers beside ours, accuracy vs length per setting, and three figures (accuracy vs length, capacity per
+setting, H_LM vs length). Every method's rows are summarized alike: experiments.capacity.summarize judges
+each row on its method's own accuracy (methods.judged_score).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..experiments.capacity import summarize
+from ..experiments.runner import THRESHOLD
+from .markdown import fmt, md_table
+from .plotting import finish, log2_axis, pyplot
+from .reference import paper_capacity, paper_number
+from .results import Results, group_by, label
+
+COLUMNS = ["model", "source", "layout", "sharing", "recipe"]  # what makes one capacity setting
+
+
+def capacity_settings(rows: list[dict]) -> tuple[dict[tuple, list[dict]], list[int]]:
+    """(COLUMNS tuple -> its capacity rows, indices of the columns that differ between settings): labels name
+    only what varies; with a single setting, model and source."""
+    settings = group_by([r for r in rows if r["experiment"] == "capacity"], *COLUMNS)
+    varying = [i for i in range(len(COLUMNS)) if len({k[i] for k in settings}) > 1] or [0, 1]
+    return settings, varying
+
+
+def section(results: Results) -> str:
+    settings, varying = capacity_settings(results.rows)
+    if not settings:
+        return ""
+    out = [
+        "## Capacity per model and source\n",
+        f"Capacity: the longest grid length reconstructed at token accuracy >= {THRESHOLD} (max over seeds, "
+        "then mean +- std over samples); H_LM in bits, summed over the prefix (the frozen model's own "
+        "autoregressive cross-entropy; token 0 from BOS when the tokenizer has one). Layout `mem` rows are the "
+        "cramming baseline (arXiv 2502.13063), judged on greedy generation accuracy, not teacher-forced.\n",
+    ]
+    table = []
+    for key, rs in settings.items():
+        s = summarize(rs)
+        table.append(
+            [
+                *key,
+                len(s.samples),
+                len({r["seed"] for r in rs}),
+                f"{s.mean:.1f} +- {s.std:.1f}",
+                f"{s.seed_mean:.1f}",
+                fmt(s.h_lm_mean),
+                fmt(paper_capacity(key[0], key[2], key[3]), "g"),
+            ]
+        )
+    header = [*COLUMNS, "samples", "seeds", "capacity (tokens)", "one seed", "H_LM at capacity (bits)", "paper"]
+    out.append(md_table(header, table))
+    out.append("\n## Accuracy vs length (capacity runs)")
+    for key, rs in settings.items():
+        s = summarize(rs)
+        out.append(f"\n### {label(key, varying, COLUMNS)}\n")
+        out.append(
+            md_table(
+                ["length", "accuracy (max over seeds)", "accuracy (mean +- std)", "reconstructed", "H_LM (bits)"],
+                [
+                    [
+                        n,
+                        f"{st['best']:.4f}",
+                        f"{st['mean']:.4f} +- {st['std']:.4f}",
+                        f"{st['passed']}/{st['samples']}",
+                        fmt(st["h_lm"]),
+                    ]
+                    for n, st in s.by_length.items()
+                ],
+            )
+        )
+    return "\n".join(out)
+
+
+def figures(results: Results, out: Path) -> list[Path]:
+    settings, varying = capacity_settings(results.rows)
+    if not settings:
+        return []
+    plt = pyplot()
+    labels = [label(k, varying, COLUMNS) for k in settings]
+    sums = [summarize(rs) for rs in settings.values()]
+    lengths = {n for s in sums for n in s.by_length}
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, s in zip(labels, sums):
+        ns = list(s.by_length)
+        ax.plot(ns, [s.by_length[n]["best"] for n in ns], marker="o", label=name)
+    ax.axhline(THRESHOLD, color="grey", ls=":", lw=1)
+    log2_axis(ax, lengths)
+    written = [
+        finish(
+            fig,
+            ax,
+            out / "accuracy_vs_length.png",
+            xlabel="text length (tokens)",
+            ylabel="token accuracy (max over seeds, mean over samples)",
+            title="Accuracy vs length",
+            ylim=(-0.02, 1.02),
+        )
+    ]
+
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(settings) + 2), 4.5))
+    xs = range(len(sums))
+    ax.bar(xs, [s.mean for s in sums], yerr=[s.std for s in sums], width=0.5, capsize=4, label="prototok")
+    # by model name alone, as this figure always has (the table's "paper" column also checks the setting)
+    refs = [(i, paper_number("capacity", k[0])) for i, k in enumerate(settings)]
+    refs = [(i, v) for i, v in refs if v is not None]
+    if refs:
+        ax.scatter(*zip(*refs), marker="_", s=600, color="black", zorder=3, label="paper (2505.21189)")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=7)
+    written.append(
+        finish(
+            fig,
+            ax,
+            out / "capacity.png",
+            ylabel=f"capacity (tokens at accuracy >= {THRESHOLD})",
+            title="Capacity per model and source",
+        )
+    )
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, s in zip(labels, sums):
+        ns = [n for n, st in s.by_length.items() if st["h_lm"] is not None]
+        (line,) = ax.plot(ns, [s.by_length[n]["h_lm"] for n in ns], label=name)
+        ok = [n for n in ns if s.by_length[n]["passed"]]
+        ax.scatter(ok, [s.by_length[n]["h_lm"] for n in ok], color=line.get_color(), zorder=3)
+    log2_axis(ax, lengths)
+    ax.set_yscale("log")
+    written.append(
+        finish(
+            fig,
+            ax,
+            out / "hlm_vs_length.png",
+            xlabel="text length (tokens)",
+            ylabel="H_LM of the prefix (bits, mean over samples)",
+            title="H_LM vs length (dots: reconstructed by some sample)",
+        )
+    )
+    return written
