@@ -24,7 +24,7 @@ from prototok.encoder import (
     save_encoder,
     snippets,
     token_batch,
-    train,
+    train_encoder,
 )
 from prototok.errors import PrototokError
 from prototok.protofile import ProtoTokens
@@ -76,21 +76,23 @@ def _weights(folder):
 
 def test_resume_continues_exactly(tiny, tmp_path):
     cfg = TrainConfig(steps=4, ckpt_every=2, log_every=1, dropout=0.1, **SMALL)  # dropout: the RNG must resume too
-    straight = train(cfg, TEXTS, tmp_path / "a", lm=tiny, progress=False)
-    train(cfg, TEXTS, tmp_path / "b", lm=tiny, progress=False, stop_at=2)
+    straight = train_encoder(cfg, TEXTS, tmp_path / "a", lm=tiny, progress=False)
+    train_encoder(cfg, TEXTS, tmp_path / "b", lm=tiny, progress=False, stop_at=2)
     assert [line.count('"step"') for line in (tmp_path / "b/train_log.jsonl").read_text().splitlines()] == [1, 1]
     with pytest.raises(PrototokError, match="--resume"):
-        train(cfg, TEXTS, tmp_path / "b", lm=tiny, progress=False)
+        train_encoder(cfg, TEXTS, tmp_path / "b", lm=tiny, progress=False)
     with pytest.raises(PrototokError, match="lr="):
-        train(TrainConfig(steps=4, dropout=0.1, **SMALL | {"lr": 1e-3}), TEXTS, tmp_path / "b", lm=tiny, resume=True)
-    resumed = train(cfg, TEXTS, tmp_path / "b", lm=tiny, progress=False, resume=True)
+        train_encoder(
+            TrainConfig(steps=4, dropout=0.1, **SMALL | {"lr": 1e-3}), TEXTS, tmp_path / "b", lm=tiny, resume=True
+        )
+    resumed = train_encoder(cfg, TEXTS, tmp_path / "b", lm=tiny, progress=False, resume=True)
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert straight.metrics == {**resumed.metrics, "seconds": straight.metrics["seconds"]}
     assert len((tmp_path / "b/train_log.jsonl").read_text().splitlines()) == 4
-    timed = train(cfg, TEXTS, tmp_path / "c", lm=tiny, progress=False, max_minutes=0)  # a wall-time budget
+    timed = train_encoder(cfg, TEXTS, tmp_path / "c", lm=tiny, progress=False, max_minutes=0)  # a wall-time budget
     assert timed.metrics["step"] == 1 and json.loads((tmp_path / "c/encoder.json").read_text())["step"] == 1
 
 
@@ -105,7 +107,7 @@ def _ddp_worker(rank, world, port, lm, out, cfg):
 
     torch.set_num_threads(1)  # 2 ranks on a 2-core machine; also keeps the forked child off OpenMP's pool
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    res = train(cfg, TEXTS, out, lm=lm, device="cpu", progress=False)
+    res = train_encoder(cfg, TEXTS, out, lm=lm, device="cpu", progress=False)
     torch.save(res.encoder.state_dict(), out / f"rank{rank}.pt")
 
 
@@ -126,7 +128,7 @@ def test_ddp_two_ranks_on_cpu_match_each_other_and_one_process(tiny, tmp_path):
         assert torch.equal(r0[k], r1[k]), k
         assert torch.equal(r0[k], saved[k]), k
     # the same global batch in one process: the same losses, up to the order of the gradient sums
-    train(cfg, TEXTS, single, lm=tiny, progress=False)
+    train_encoder(cfg, TEXTS, single, lm=tiny, progress=False)
     for a, b in zip(_log(ddp), _log(single), strict=True):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-4) and a["accuracy"] == pytest.approx(b["accuracy"])
 
@@ -150,7 +152,7 @@ def test_checkpoint_refuses_another_model(tiny, tmp_path):
 @pytest.fixture(scope="module")
 def trained(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("enc")
-    train(TrainConfig(steps=6, ckpt_every=3, **SMALL), TEXTS, out, lm=tiny, progress=False)
+    train_encoder(TrainConfig(steps=6, ckpt_every=3, **SMALL), TEXTS, out, lm=tiny, progress=False)
     return out
 
 

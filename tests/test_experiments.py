@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 
 import prototok.experiments.runner as ex
+import prototok.experiments.texts as tx
 import prototok.methods as methods
 from prototok.cli import main
 from prototok.decode import decode_tokens
@@ -37,8 +38,8 @@ def docs(tmp_path_factory):
 
 
 def make_run(lm, db, docs, *, n=2, lengths=(4, 8), recipe=FAST, batch_size=2, experiment="capacity"):
-    source, samples = ex.load(str(docs), n, lm, min_chars=300)
-    texts = ex.prefixes(lm, samples, list(lengths))
+    source, samples = tx.load(str(docs), n, lm, min_chars=300)
+    texts = tx.prefixes(lm, samples, list(lengths))
     return ex.Run(lm, Store(db), experiment, "tiny", source, methods.OnePass(recipe), batch_size), texts
 
 
@@ -67,12 +68,12 @@ def test_h_lm_matches_the_models_own_cross_entropy(tiny):
     with torch.no_grad():
         logp = torch.log_softmax(tiny.model(torch.tensor([toks])).logits[0].float(), -1)
     nats = [-logp[i, toks[i + 1]].item() for i in range(len(toks) - 1)]
-    bits, ctx = ex.h_lm_bits(tiny, toks)  # the tiny tokenizer has no BOS: token 0 is not predicted
+    bits, ctx = tx.h_lm_bits(tiny, toks)  # the tiny tokenizer has no BOS: token 0 is not predicted
     assert ctx == "none" and bits[0] == 0.0 and len(bits) == len(toks)
     assert bits[-1] == pytest.approx(sum(nats) / math.log(2), rel=1e-4)
 
     bos = replace(tiny, tokenizer=_with_bos(tiny.tokenizer))
-    bits, ctx = ex.h_lm_bits(bos, toks)
+    bits, ctx = tx.h_lm_bits(bos, toks)
     with torch.no_grad():
         logp = torch.log_softmax(tiny.model(torch.tensor([[1, *toks]])).logits[0].float(), -1)
     assert ctx == "bos" and bits[0] == pytest.approx(-logp[0, toks[0]].item() / math.log(2), rel=1e-4)
@@ -334,8 +335,8 @@ def test_real_model_capacity(real, tmp_path):
     """SmolLM2-135M, lengths 4, 8, 16, two samples of English prose. The fast recipe capped at 30 steps keeps it
     short: lengths 4 and 8 solve in ~15-25 steps (measured), 16 does not, so the walk stops there."""
     (tmp_path / "prose.txt").write_text(PROSE)
-    source, samples = ex.load(str(tmp_path / "prose.txt"), 2, real, min_chars=400)
-    texts = ex.prefixes(real, samples, [4, 8, 16])
+    source, samples = tx.load(str(tmp_path / "prose.txt"), 2, real, min_chars=400)
+    texts = tx.prefixes(real, samples, [4, 8, 16])
     run = ex.Run(
         real,
         Store(tmp_path / "r.db"),

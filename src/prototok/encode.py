@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .fit import Progress, fit
+from .fit import Progress
 from .layouts import DEFAULT_LAYOUT, get_layout
 from .methods import OnePass, to_proto
 from .models import DEFAULT_MODEL, LoadedModel, load_model
@@ -34,17 +34,15 @@ def encode(
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
     extra = 1 if lay.first_target else 0  # e m^N needs one position more than the text has tokens
     token_lists = [tokenize(lm.tokenizer, t, lm.max_positions - extra) for t in texts]
-    results = fit(
+    method = OnePass(rec)
+    results = method.fit(
         lm,
         token_lists,
-        layout=lay,
-        recipe=rec,
+        layout=lay.name,
         seed=seed,
         share=share,
         batch_size=batch_size,
         progress=progress,
         compile=compile,
     )
-    return to_proto(
-        OnePass(rec), lm, results, layout=lay.name, share=share, seed=seed, texts=texts, store_text=store_text
-    )
+    return to_proto(method, lm, results, layout=lay.name, share=share, seed=seed, texts=texts, store_text=store_text)

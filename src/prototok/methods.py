@@ -103,6 +103,7 @@ class OnePass:
         progress: Callable[[Progress], None] | None = None,
         init_ids: list[int] | None = None,
         process_group=None,
+        compile: bool = False,
     ) -> list[FitResult]:
         return fit(
             lm,
@@ -115,6 +116,7 @@ class OnePass:
             progress=progress,
             init_ids=init_ids,
             process_group=process_group,
+            compile=compile,
         )
 
     def file_fields(self, results: list[FitResult], layout: str, share: str) -> dict:

@@ -157,6 +157,22 @@ def hash_tokenizer(tokenizer) -> str:
     return h.hexdigest()[:32]
 
 
+def check_made_for(
+    lm: LoadedModel, subject: str, model: str, model_fingerprint: str, tokenizer_fingerprint: str
+) -> None:
+    """Refuse vectors (or an encoder) made for another model or tokenizer: they mean nothing here. `subject`
+    starts the message: "these proto-tokens were made", "encoder X was trained"; both names are given."""
+    if lm.fingerprint != model_fingerprint:
+        raise PrototokError(
+            f"{subject} for model '{model}' ({model_fingerprint[:12]}), not for '{lm.name}' ({lm.fingerprint[:12]})"
+        )
+    if lm.tokenizer_fingerprint != tokenizer_fingerprint:
+        raise PrototokError(
+            f"{subject} with the tokenizer of '{model}' ({tokenizer_fingerprint[:12]}), "
+            f"not that of '{lm.name}' ({lm.tokenizer_fingerprint[:12]})"
+        )
+
+
 def pick_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

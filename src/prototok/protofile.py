@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import PrototokError
 from .files import atomic_write
+from .models import check_made_for
 from .tokens import text_sha256 as sha256_of_text
 from .version import __version__
 
@@ -121,16 +122,9 @@ class ProtoTokens:
 
     def check_model(self, lm) -> None:
         """Refuse to decode with another model or tokenizer: the vectors mean nothing there."""
-        if lm.fingerprint != self.model_fingerprint:
-            raise PrototokError(
-                f"these proto-tokens were made for model '{self.model}' ({self.model_fingerprint[:12]}), "
-                f"not for '{lm.name}' ({lm.fingerprint[:12]})"
-            )
-        if lm.tokenizer_fingerprint != self.tokenizer_fingerprint:
-            raise PrototokError(
-                f"these proto-tokens were made with the tokenizer of '{self.model}' "
-                f"({self.tokenizer_fingerprint[:12]}), not that of '{lm.name}' ({lm.tokenizer_fingerprint[:12]})"
-            )
+        check_made_for(
+            lm, "these proto-tokens were made", self.model, self.model_fingerprint, self.tokenizer_fingerprint
+        )
 
 
 def _tensor_digest(e: torch.Tensor, m: torch.Tensor) -> str:

@@ -48,12 +48,13 @@ def encoder() -> None:
 def train(model, data, samples, min_len, max_len, out, resume, stop_at, max_minutes, device, **kw):
     """Train an encoder end to end through the frozen model (launch with torchrun for data parallel)."""
     from ..distributed import env
-    from ..encoder import TrainConfig, read_texts
-    from ..encoder import train as run_train
+    from ..encoder import TrainConfig, read_texts, train_encoder
 
     cfg = TrainConfig(model=model, min_len=min_len, max_len=max_len, **kw)
     texts = read_texts(data, samples, cfg.seed)
-    last = run_train(cfg, texts, out, device=device, resume=resume, stop_at=stop_at, max_minutes=max_minutes).metrics
+    last = train_encoder(
+        cfg, texts, out, device=device, resume=resume, stop_at=stop_at, max_minutes=max_minutes
+    ).metrics
     if env()[0] != 0:  # under torchrun, rank 0 alone reports
         return
     if last.get("loss") is not None:

@@ -9,7 +9,8 @@ import sys
 import click
 
 from ..errors import PrototokError
-from ..experiments.runner import DEFAULT_DB, EXPERIMENT_MIN_CHARS
+from ..experiments.runner import DEFAULT_DB, THRESHOLD
+from ..experiments.texts import EXPERIMENT_MIN_CHARS
 from ..fit import SHARES
 from ..layouts import LAYOUTS
 from ..methods import METHODS, OnePass
@@ -120,7 +121,9 @@ def _seeds(opts) -> tuple[int, ...]:
     show_default=True,
     help="m (or e): one vector shared by all samples of a length and seed",
 )
-@click.option("--threshold", type=float, default=0.99, show_default=True, help="accuracy that counts as reconstructed")
+@click.option(
+    "--threshold", type=float, default=THRESHOLD, show_default=True, help="accuracy that counts as reconstructed"
+)
 @click.option(
     "--method",
     type=click.Choice(sorted(METHODS)),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
 from ..errors import PrototokError
+from ..files import read_text
 from ..layouts import DEFAULT_LAYOUT, LAYOUTS
 from ..models import DEFAULT_MODEL
 from ..recipes import DEFAULT_RECIPE, RECIPES
@@ -61,12 +61,7 @@ def progress_bar(total: int, desc: str):
 
 
 def read_texts(text: str | None, files: tuple[str, ...]) -> list[str]:
-    texts = [text] if text is not None else []
-    for f in files:
-        try:
-            texts.append(Path(f).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as err:
-            raise PrototokError(f"cannot read {f}: {err}") from None
+    texts = ([text] if text is not None else []) + [read_text(f) for f in files]
     if not texts:
         if sys.stdin is None or sys.stdin.isatty():
             raise PrototokError("no text: give it as an argument, with --file, or on stdin")

@@ -3,14 +3,13 @@ so a text's proto-tokens cost one forward pass instead of a per-text fit (or giv
 
 model.py the network and its loss (the fitter's); checkpoint.py save/load, tied to one LM by fingerprint;
 train.py the training run (torchrun data parallel, exact resume); infer.py amortised_encode and
-eval_texts, evaluate_encoder. `train` below is the function (it hides the submodule's name as an attribute);
-`from prototok.encoder.train import ...` still reaches the module.
+eval_texts, evaluate_encoder; train_encoder runs a training.
 """
 
 from .checkpoint import check_encoder_model, config_from_meta, load_encoder, read_meta, save_encoder
 from .infer import amortised_encode, eval_texts, evaluate_encoder, predict_pairs
 from .model import EncoderConfig, ProtoEncoder, one_pass_loss, token_batch
-from .train import ENCODER_MIN_CHARS, Corpus, TrainConfig, TrainResult, is_heldout, read_texts, snippets, train
+from .train import ENCODER_MIN_CHARS, Corpus, TrainConfig, TrainResult, is_heldout, read_texts, snippets, train_encoder
 
 __all__ = [
     "ENCODER_MIN_CHARS",
@@ -33,5 +32,5 @@ __all__ = [
     "save_encoder",
     "snippets",
     "token_batch",
-    "train",
+    "train_encoder",
 ]

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import PrototokError
 from ..files import atomic_write, atomic_write_text, read_text
-from ..models import LoadedModel
+from ..models import LoadedModel, check_made_for
 from .model import EncoderConfig, ProtoEncoder
 
 WEIGHTS, CONFIG = "encoder.safetensors", "encoder.json"
@@ -71,16 +71,7 @@ def config_from_meta(meta: dict, where: str) -> EncoderConfig:
 
 def check_encoder_model(cfg: EncoderConfig, lm: LoadedModel, where: str) -> None:
     """An encoder writes vectors for one LM only: refuse any other model or tokenizer, naming both."""
-    if cfg.lm_fingerprint != lm.fingerprint:
-        raise PrototokError(
-            f"encoder {where} was trained for model '{cfg.lm_name}' ({cfg.lm_fingerprint[:12]}), "
-            f"not for '{lm.name}' ({lm.fingerprint[:12]})"
-        )
-    if cfg.tokenizer_fingerprint != lm.tokenizer_fingerprint:
-        raise PrototokError(
-            f"encoder {where} was trained with the tokenizer of '{cfg.lm_name}' "
-            f"({cfg.tokenizer_fingerprint[:12]}), not that of '{lm.name}' ({lm.tokenizer_fingerprint[:12]})"
-        )
+    check_made_for(lm, f"encoder {where} was trained", cfg.lm_name, cfg.lm_fingerprint, cfg.tokenizer_fingerprint)
 
 
 def load_encoder(path: str | Path, lm: LoadedModel) -> ProtoEncoder:

@@ -261,7 +261,7 @@ def _save(out: Path, enc: ProtoEncoder, opt, step: int, cfg: TrainConfig, rngs: 
     atomic_write(out / STATE, lambda tmp: torch.save(state, tmp))
 
 
-def train(
+def train_encoder(
     cfg: TrainConfig,
     texts: list[str],
     out: str | Path,

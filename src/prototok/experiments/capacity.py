@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from ..fit import SHARES
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..methods import judged_score
-from .runner import THRESHOLD, Experiment, Plan, Prefixes, Run, chunks_of
+from .runner import THRESHOLD, Experiment, Plan, Run, chunks_of
+from .texts import Prefixes
 
 LENGTHS = (4, 5, 8, 11, 16, 22, 32, 45, 64, 90, 128, 181, 256, 362, 512, 724, 1024, 1448)
 

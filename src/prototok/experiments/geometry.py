@@ -28,7 +28,8 @@ from ..errors import PrototokError
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..protofile import ProtoTokens
 from ..store import GEOMETRY_KEY
-from .runner import THRESHOLD, Experiment, Plan, Prefixes, Run, Setup, chunks_of, load, usable_lengths
+from .runner import THRESHOLD, Experiment, Plan, Run, Setup, chunks_of
+from .texts import Prefixes, load, usable_lengths
 
 
 @dataclass(frozen=True)

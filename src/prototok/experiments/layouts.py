@@ -8,7 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from ..layouts import LAYOUTS, get_layout
-from .runner import THRESHOLD, Experiment, Plan, Prefixes, Run, chunks_of, usable_lengths
+from .runner import THRESHOLD, Experiment, Plan, Run, chunks_of
+from .texts import Prefixes, usable_lengths
 
 LAYOUT_LENGTHS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 

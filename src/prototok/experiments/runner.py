@@ -1,4 +1,5 @@
-"""What every experiment shares: run_experiment (model, store, torchrun, resume), Run, Item, Prefixes, Plan.
+"""What every experiment shares: run_experiment (model, store, torchrun, resume), Setup, Experiment, Run, Plan.
+What is fitted (samples, prefixes, items, H_LM) is decided in texts.py.
 
 run_experiment(EXPERIMENT, config, Setup(...), method) is the whole command as a function: load the model,
 open the store (merging rank files a crashed torchrun left), then per data source: samples -> prefixes -> plan
@@ -17,7 +18,6 @@ reads the same results and takes the same path through an experiment.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,70 +28,14 @@ import torch
 from ..distributed import Dist, shard
 from ..errors import PrototokError
 from ..fit import Progress
-from ..layouts import get_layout
 from ..methods import Method, to_proto
 from ..models import DEFAULT_MODEL, LoadedModel
 from ..store import KEY, Row, Store
 from ..version import __version__
+from .texts import EXPERIMENT_MIN_CHARS, Item, Prefixes, load, prefixes, tokens_sha256
 
 THRESHOLD = 0.99  # the papers' "reconstructed": token accuracy at least this
-# Default shortest sample for the experiments: ~6 characters per token for the capacity grid's longest length
-# (1448 tokens), so every sample serves every length.
-EXPERIMENT_MIN_CHARS = 9000
 DEFAULT_DB = "results/prototok.db"
-
-
-def source_key(samples, data_seed: int = 0, min_chars: int = EXPERIMENT_MIN_CHARS) -> str:
-    """The samples' own (normalised) source spec, plus the loading options that differ from the defaults:
-    another data seed or minimum length draws other samples, so they must not share keys."""
-    extra = [f"seed={data_seed}"] * (data_seed != 0) + [f"min_chars={min_chars}"] * (min_chars != EXPERIMENT_MIN_CHARS)
-    return samples[0].source + (f"@{','.join(extra)}" if extra else "")
-
-
-def tokens_sha256(tokens: list[int]) -> str:
-    return hashlib.sha256(",".join(map(str, tokens)).encode()).hexdigest()
-
-
-@torch.no_grad()
-def h_lm_bits(lm: LoadedModel, tokens: list[int]) -> tuple[list[float], str]:
-    """H_LM of every prefix: bits[k] = the frozen model's cross-entropy of tokens[:k+1], summed, in bits.
-
-    Convention: token 0 is predicted from the tokenizer's BOS token when it has one ("bos"); without one,
-    token 0 has no context to be predicted from and is left out of the sum ("none"). One forward pass gives
-    every prefix: the sum over a prefix is a cumulative sum of per-token losses (causal model). On CUDA the
-    backbone runs under the model's bf16 autocast, as fitting does.
-    """
-    from ..onepass import hidden_states, row_scores
-
-    bos = getattr(lm.tokenizer, "bos_token_id", None)
-    ids = ([bos] if bos is not None else []) + list(tokens)
-    ids = ids[: lm.max_positions]
-    if len(ids) < 2:  # a single token and no BOS: nothing is predicted
-        return [0.0], "none"
-    x = torch.tensor([ids], device=lm.device)  # (1, L)
-    h = hidden_states(lm, lm.model.get_input_embeddings()(x))[0, :-1]  # (L-1, d): position i predicts i+1
-    targets = x[0, 1:]  # (L-1,)
-    nats = row_scores(lm, h, targets)[0].cpu()  # (L-1,)
-    bits = (nats.double().cumsum(0) / math.log(2)).tolist()
-    if bos is None:
-        return [0.0, *bits], "none"  # prefix of 1 token: nothing is predicted
-    return bits, "bos"
-
-
-@dataclass
-class Item:
-    """One text to fit: the key fields that vary within an experiment, the tokens and their provenance."""
-
-    sample: int
-    length: int
-    seed: int
-    layout: str
-    sharing: str
-    tokens: list[int]
-    doc: str
-    offset: int
-    h_lm: float | None
-    h_lm_context: str
 
 
 @dataclass
@@ -334,55 +278,6 @@ def _human(secs: float) -> str:
     if secs < 7200:
         return f"{secs / 60:.0f} min"
     return f"{secs / 3600:.1f} h"
-
-
-@dataclass
-class Prefixes:
-    """One sample cut to every grid length it is long enough for, with the H_LM of each prefix."""
-
-    sample: int
-    doc: str
-    offset: int
-    tokens: dict[int, list[int]]  # length -> the sample's first `length` tokens
-    bits: list[float]  # bits[k]: H_LM of the first k+1 tokens (shorter when the context cut it off)
-    context: str  # H_LM convention: "bos" or "none"
-
-    def item(self, length: int, seed: int, layout: str, sharing: str = "none") -> Item:
-        h = self.bits[length - 1] if length <= len(self.bits) else None
-        return Item(
-            self.sample, length, seed, layout, sharing, self.tokens[length], self.doc, self.offset, h, self.context
-        )
-
-
-def load(
-    spec: str, n: int, lm: LoadedModel, *, data_seed: int = 0, min_chars: int = EXPERIMENT_MIN_CHARS
-) -> tuple[str, list]:
-    """(source key, samples) via prototok.data."""
-    from ..data import load_samples
-
-    samples = load_samples(spec, n, seed=data_seed, min_chars=min_chars, lm=lm)
-    return source_key(samples, data_seed, min_chars), samples
-
-
-def prefixes(lm: LoadedModel, samples: list, lengths: list[int], *, h_lm: bool = True) -> list[Prefixes]:
-    """Every sample's prefixes at the grid lengths (a sample too short for a length lacks it); h_lm=False
-    skips the one forward pass per sample that H_LM takes (a dry run)."""
-    from ..data import truncate
-
-    out = []
-    for i, s in enumerate(samples):
-        toks = {n: t for n in lengths if (t := truncate(lm.tokenizer, s, n)) is not None}
-        longest = toks[max(toks)] if toks else []
-        bits, ctx = h_lm_bits(lm, longest) if longest and h_lm else ([], "")
-        out.append(Prefixes(i, s.doc, s.offset, toks, bits, ctx))
-    return out
-
-
-def usable_lengths(lm: LoadedModel, lengths, layout: str) -> tuple[list[int], list[int]]:
-    """(lengths whose input fits the model's context, those that do not)."""
-    lay = get_layout(layout)
-    ok = [n for n in sorted(set(lengths)) if lay.length(n) <= lm.max_positions]
-    return ok, [n for n in sorted(set(lengths)) if n not in ok]
 
 
 def chunks_of(n: int, size: int) -> list[int]:

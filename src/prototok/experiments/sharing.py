@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from ..fit import init_id
 from ..layouts import DEFAULT_LAYOUT, get_layout
-from .runner import Experiment, Plan, Prefixes, Run, usable_lengths
+from .runner import Experiment, Plan, Run
+from .texts import Prefixes, usable_lengths
 
 GROUPS = (1, 4, 16, 64, 256)
 SHARED = ("m", "e")
