@@ -3,9 +3,9 @@ import torch
 
 from prototok import fit
 from prototok.errors import PrototokError
-from prototok.fit import RowAdamW
 from prototok.layouts import batch_indices, get_layout
 from prototok.onepass import embed_inputs, hidden_states, predict, token_scores
+from prototok.optimizers import RowAdamW
 from prototok.recipes import RECIPES, Recipe, get_recipe
 
 FAST = get_recipe("paper", lr=0.1, max_steps=300)
@@ -240,3 +240,41 @@ def test_every_named_recipe_reconstructs_a_short_text_exactly(tiny, name):
     (r,) = fit(tiny, [toks], recipe=get_recipe(name, max_steps=400))
     assert r.solved and r.accuracy == 1.0
     assert decoded_accuracy(tiny, "e m^(N-1)", r) == 1.0  # a fresh one-pass forward of the kept vectors
+
+
+def _quadratic_run(opt_cls, rows_of_batch, steps=60):
+    """Rows minimise their own ill-conditioned quadratics; returns the final parameters (R, D)."""
+    gen = torch.Generator().manual_seed(0)
+    r, d = 3, 12
+    a = torch.diag_embed(torch.logspace(0, 2, d).expand(r, d))  # (R, D, D): condition number 100
+    c = torch.randn(r, d, generator=gen)
+    x = torch.zeros(r, d, requires_grad=True)
+    rec = Recipe(optimizer="lbfgs", history=10)
+    opt = opt_cls([x], rec)
+    for _ in range(steps):
+        diff = x - c
+        loss = 0.5 * torch.einsum("rd,rde,re->r", diff, a, diff)  # (R,)
+        loss[rows_of_batch].sum().backward()
+        opt.step(torch.tensor(rows_of_batch), loss.detach()[rows_of_batch])
+    return x.detach(), c
+
+
+def test_row_lbfgs_solves_each_rows_own_problem_and_rows_do_not_mix():
+    from prototok.optimizers import RowLBFGS
+
+    x, c = _quadratic_run(RowLBFGS, [0, 1, 2])
+    assert torch.allclose(x, c, atol=1e-3)  # quasi-Newton: an ill-conditioned quadratic in few evaluations
+    alone, _ = _quadratic_run(RowLBFGS, [1])
+    assert torch.equal(alone[1], x[1]) and torch.equal(alone[0], torch.zeros(12))  # row 1's path is its own
+
+
+def test_an_lbfgs_recipe_reconstructs_a_text_batch_independently(tiny):
+    toks = [tiny.tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("the cat sat on the mat", "bird sang")]
+    rec = get_recipe("fast-e50", optimizer="lbfgs", lbfgs_after=10, max_steps=300)
+    both = fit(tiny, toks, recipe=rec, seed=0, batch_size=2)
+    alone = fit(tiny, toks[1:], recipe=rec, seed=0, init_ids=[1])
+    assert all(r.solved for r in both)
+    # the same steps; vectors equal up to float noise of the padded batch (amplified by quasi-Newton steps)
+    assert both[1].steps == alone[0].steps and torch.allclose(both[1].e, alone[0].e, rtol=1e-3, atol=1e-2)
+    with pytest.raises(PrototokError, match="per-text vectors only"):
+        fit(tiny, toks, recipe=rec, share="m")

@@ -24,6 +24,7 @@ from .errors import PrototokError
 from .layouts import DEFAULT_LAYOUT, Layout, get_layout
 from .models import LoadedModel
 from .onepass import check_finite, compiled_backbone, layout_scores
+from .optimizers import RowAdamW, make_optimizer
 from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
 
 SHARES = ("none", "m", "e")
@@ -50,57 +51,6 @@ class Progress:
     total: int
     active_accuracy: float  # mean accuracy of the texts in the batch now
     solved: int
-
-
-class RowAdamW:
-    """torch.optim.AdamW's update, but with a step count per row.
-
-    torch's AdamW keeps one step count per tensor; a text entering a slot mid-run would then get another
-    text's bias correction and learning-rate schedule. Per-row counts keep every text's trajectory its own.
-    """
-
-    def __init__(self, params: list[torch.Tensor], recipe: Recipe, lr_scales: list[float] | None = None):
-        self.params, self.r = params, recipe
-        self.lr_scales = lr_scales or [1.0] * len(params)
-        self.exp_avg = [torch.zeros_like(p) for p in params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        self.steps = [torch.zeros(p.shape[0], device=p.device) for p in params]
-
-    def reset(self, row: int) -> None:
-        for i, p in enumerate(self.params):
-            if p.shape[0] > 1 or row == 0:
-                self.exp_avg[i][row].zero_()
-                self.exp_avg_sq[i][row].zero_()
-                self.steps[i][row] = 0
-
-    def lr(self, t: torch.Tensor) -> torch.Tensor:
-        """Learning rate at per-row step t (1-based)."""
-        r = self.r
-        if r.schedule == "constant":
-            return torch.full_like(t, r.lr)
-        period = r.schedule_steps or max(r.max_steps, 1)
-        frac = (t - 1).clamp(max=period) / period
-        return r.lr * (r.min_lr_ratio + (1 - r.min_lr_ratio) * 0.5 * (1 + torch.cos(math.pi * frac)))
-
-    @torch.no_grad()
-    def step(self, rows: torch.Tensor) -> None:
-        """Update the given rows of per-text params (and every shared param)."""
-        b1, b2 = self.r.betas
-        for p, ea, eas, st, scale in zip(self.params, self.exp_avg, self.exp_avg_sq, self.steps, self.lr_scales):
-            if p.grad is None:
-                continue
-            idx = rows if p.shape[0] > 1 else torch.zeros(1, dtype=torch.long, device=p.device)
-            g = p.grad[idx]  # (R, d)
-            st[idx] += 1
-            t = st[idx].unsqueeze(1)  # (R, 1)
-            lr = self.lr(t) * scale
-            w = p[idx] * (1 - lr * self.r.weight_decay)
-            a = ea[idx].mul(b1).add_(g, alpha=1 - b1)
-            s = eas[idx].mul(b2).addcmul_(g, g, value=1 - b2)
-            denom = (s / (1 - b2**t)).sqrt().add_(self.r.eps)
-            p[idx] = w - lr / (1 - b1**t) * a / denom
-            ea[idx], eas[idx] = a, s
-            p.grad = None
 
 
 def init_scale(lm: LoadedModel, recipe: Recipe) -> float:
@@ -153,6 +103,8 @@ def fit(
         raise PrototokError(f"layout needs {too_long} positions, more than the model's context ({lm.max_positions})")
     if warm_start is not None and (share != "none" or len(warm_start) != len(token_lists)):
         raise ValueError("warm_start needs share='none' and one (e, m) pair per text")
+    if share != "none" and rec.optimizer != "adamw":
+        raise PrototokError(f"recipe '{rec.key}' fits per-text vectors only: its optimizer cannot share e or m")
     if process_group is not None and share == "none":
         raise ValueError("process_group needs share='m' or 'e': per-text vectors need no all-reduce")
     if share == "none":
@@ -226,7 +178,7 @@ def run_slots(
     ids = list(range(n)) if init_ids is None else list(init_ids)
     if len(ids) != n:
         raise ValueError(f"{n} texts but {len(ids)} init_ids")
-    opt = RowAdamW(slots.params, recipe, slots.lr_scales)
+    opt = make_optimizer(slots.params, recipe, slots.lr_scales)
     queue = deque(range(n))
     text: list[int | None] = [None] * size  # text index in each slot
     gens: list[torch.Generator | None] = [None] * size
@@ -260,15 +212,18 @@ def run_slots(
         batch = list(range(size)) if fixed_shape else active
         toks = [token_lists[text[s]] if text[s] is not None else [] for s in batch]
         loss, correct = slots.score(torch.tensor(batch, device=dev), toks)
-        total = loss.sum()
-        check_finite(total)
-        total.backward()
+        if opt.tolerates_nonfinite:  # a row's non-finite trial is its own failed step (rows never mix)
+            loss = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
+            torch.where(torch.isfinite(loss), loss, 0.0).sum().backward()
+        else:
+            check_finite(loss.sum())
+            loss.sum().backward()
         loss, correct = loss.detach().cpu(), correct.cpu()  # the one sync per step: slots change on its result
-        updating = []
+        updating, at = [], []
         for j, s in enumerate(batch):
             if text[s] is None:
                 continue
-            acc = correct[j].item() / len(toks[j])
+            acc = correct[j].item() / len(toks[j]) if math.isfinite(loss[j]) else 0.0
             since_better[s] = 0 if best[s] is None or acc > best[s][0] else since_better[s] + 1
             if best[s] is None or (acc, -loss[j].item()) > best[s][:2]:
                 best[s] = (acc, -loss[j].item(), steps[s], slots.keep(s), loss[j].item())
@@ -285,9 +240,10 @@ def run_slots(
                 since_best[s] = 0
             else:  # a freshly re-drawn row waits for its own gradient
                 updating.append(s)
+                at.append(j)
             steps[s] += 1
         if updating:
-            opt.step(torch.tensor(updating, device=dev))
+            opt.step(torch.tensor(updating, device=dev), loss[at])
         for p in slots.params:
             p.grad = None
         step += 1

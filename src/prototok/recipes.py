@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields, replace
 
 SCHEDULES = ("constant", "cosine")
 INITS = ("normal", "embedding")
+OPTIMIZERS = ("adamw", "lbfgs")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class Recipe:
     min_lr_ratio: float = 0.1  # cosine floor, as a fraction of lr
     schedule_steps: int = 0  # cosine period in steps; 0 means max_steps
     restart_after: int = 0  # re-draw a text's vectors after this many steps without a new best; 0 = never
+    optimizer: str = "adamw"  # "lbfgs": per-row L-BFGS with a backtracking line search (optimizers.RowLBFGS)
+    lbfgs_after: int = 0  # with "lbfgs": AdamW (lr, betas, ...) for a text's first steps, L-BFGS after
+    history: int = 50  # L-BFGS curvature pairs kept per text
+    lbfgs_lr: float = 1.0  # L-BFGS trial step (1: the quasi-Newton step itself)
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -40,6 +45,13 @@ class Recipe:
             raise ValueError(f"Recipe.schedule must be one of {SCHEDULES}, got '{self.schedule}'")
         if self.init not in INITS:
             raise ValueError(f"Recipe.init must be one of {INITS}, got '{self.init}'")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Recipe.optimizer must be one of {OPTIMIZERS}, got '{self.optimizer}'")
+        if self.lbfgs_after < 0 or self.history < 1 or self.lbfgs_lr <= 0:
+            raise ValueError(
+                f"Recipe: lbfgs_after >= 0, history >= 1, lbfgs_lr > 0; got {self.lbfgs_after}, {self.history}, "
+                f"{self.lbfgs_lr}"
+            )
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"Recipe.betas must lie in [0, 1), got {self.betas}")
 
