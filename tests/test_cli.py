@@ -41,26 +41,27 @@ def test_encode_decode_round_trip(run, tiny_dir, tmp_path):
     assert r.exit_code == 0, r.output
     assert "accuracy 1.0000" in r.output and out.exists()
     d = run("decode", out)
-    assert d.exit_code == 0 and d.output.strip() == "the cat sat on the mat"
+    assert d.exit_code == 0 and d.stdout.strip() == "the cat sat on the mat"
+    assert "decoded with model" in d.stderr  # decode without --model says which model it loaded (issue 13)
     j = run("decode", out, "--json", "--reference", "the cat sat on the mat")
-    assert j.exit_code == 0 and json.loads(j.output)[0]["accuracy"] == 1.0
+    assert j.exit_code == 0 and json.loads(j.stdout)[0]["accuracy"] == 1.0
 
 
 def test_encode_from_file_and_stdin(run, tiny_dir, tmp_path):
     f = tmp_path / "t.txt"
     f.write_text("bird sang")
     r = enc(run, tiny_dir, tmp_path / "a.safetensors", "--file", f, "--json")
-    assert r.exit_code == 0 and json.loads(r.output)["texts"][0]["accuracy"] == 1.0
+    assert r.exit_code == 0 and json.loads(r.stdout)["texts"][0]["accuracy"] == 1.0
     r = enc(run, tiny_dir, tmp_path / "b.safetensors", input="stars shone")
     assert r.exit_code == 0
-    assert run("decode", tmp_path / "b.safetensors").output.strip() == "stars shone"
+    assert run("decode", tmp_path / "b.safetensors").stdout.strip() == "stars shone"
 
 
 def test_not_reconstructed_exits_1_and_still_writes(run, tiny_dir, tmp_path):
     out = tmp_path / "p.safetensors"
     r = run("encode", "the river flowed past old mill", "--model", tiny_dir, "--steps", "0", "-o", out, "--json")
     assert r.exit_code == 1
-    assert out.exists() and json.loads(r.output)["texts"][0]["accuracy"] < 1.0
+    assert out.exists() and json.loads(r.stdout)["texts"][0]["accuracy"] < 1.0
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""Issue 5 on the tiny model: `capacity --method cram` (both accuracies, resumable), the store migration,
-the first_scale knob, `geometry` (stored, resumable, same-context groups) and the report's Figs. 3, 4, 6, 7."""
+"""Issue 5 on the tiny model: `capacity --method cram-sink` (issue 12: the former `cram`; both accuracies,
+resumable), the store migration, the first_scale knob, `geometry` (stored, resumable, same-context groups) and
+the report's Figs. 3, 4, 6, 7."""
 
 import sqlite3
 
@@ -32,7 +33,7 @@ def db(tiny_dir, docs, tmp_path_factory):
     common = ["--model", tiny_dir, "--data", docs, "--db", path, "--lengths", "4,8", *TINY]
     r = cli("capacity", *common)
     assert r.exit_code == 0, r.output
-    r = cli("capacity", "--method", "cram", *common)
+    r = cli("capacity", "--method", "cram-sink", *common)
     assert r.exit_code == 0, r.output
     assert "greedy generation accuracy" in r.output
     geo = ["--model", tiny_dir, "--data", docs, "--db", path, "--length", "6", "--seeds", "2", *TINY]
@@ -55,7 +56,7 @@ def test_cram_capacity_stores_both_accuracies_and_resumes(db):
         assert r["decode_accuracy"] == pytest.approx(r["gen_accuracy"])  # the stored file regenerates the text
         assert r["decode_seconds"] > 0 and r["decode_tokens"] > 0 and r["fit_seconds"] > 0
     assert all(r["gen_accuracy"] is None for r in onepass)
-    r = cli("capacity", "--method", "cram", *common)
+    r = cli("capacity", "--method", "cram-sink", *common)
     assert r.exit_code == 0, r.output
     with Store(path) as store:
         assert store.count() == n  # nothing refitted or duplicated

@@ -2,18 +2,26 @@ import pytest
 import torch
 
 from prototok.baselines.cramming import (
+    HC_LAYOUT,
+    MEM_LAYOUT,
     CramConfig,
     Cramming,
+    SinkCramming,
+    Targets,
+    added_bos,
     cram,
     generation_scores,
     greedy_generate,
+    hc_targets,
     mem_of,
     teacher_forced_inputs,
     teacher_forced_scores,
 )
 from prototok.decode import decode_tokens
 from prototok.errors import PrototokError
-from prototok.methods import to_proto
+from prototok.fit import init_stream
+from prototok.layouts import IGNORE
+from prototok.methods import METHODS, for_layout, judged_score, to_proto
 from prototok.onepass import hidden_states
 from prototok.protofile import ProtoTokens
 
@@ -88,7 +96,7 @@ def test_generation_scores_count_positions_and_prefix():
 
 
 def test_saved_in_the_proto_token_format_and_decoded_greedily(tiny, crammed, tmp_path):
-    method = Cramming(FAST)
+    method = SinkCramming(FAST)  # issue 12: the sink variant is "cram-sink" now; its files and keys are unchanged
     proto = to_proto(method, tiny, [crammed], layout="mem", texts=[TEXT], store_text=True)
     path = proto.save(tmp_path / "mem.safetensors")
     back = ProtoTokens.load(path)
@@ -99,7 +107,7 @@ def test_saved_in_the_proto_token_format_and_decoded_greedily(tiny, crammed, tmp
 
 
 def test_a_one_pass_file_is_not_taken_for_mem_vectors(tiny, crammed):
-    proto = to_proto(Cramming(FAST), tiny, [crammed], layout="mem", texts=[TEXT])
+    proto = to_proto(SinkCramming(FAST), tiny, [crammed], layout="mem", texts=[TEXT])
     proto.layout = "e m^(N-1)"
     with pytest.raises(PrototokError, match="not cramming"):
         mem_of(proto)
@@ -115,3 +123,122 @@ def test_config_validates_its_fields_and_long_texts_are_refused(tiny):
         CramConfig(lr=0)
     with pytest.raises(PrototokError, match="context"):
         cram(tiny, [[2] * 48], CramConfig(num_mem=2, max_steps=1))
+
+
+# ------------------------------------------------------------------ the baseline as hidden_capacity runs it
+
+
+def with_bos(lm):
+    """The tiny model with a tokenizer that adds a BOS ("<pad>", id 1) in front of every text by default, as
+    Llama-3's does (the tiny tokenizer names none and adds none, as Pythia's adds none)."""
+    import copy
+    from dataclasses import replace
+
+    from tokenizers import processors
+
+    tok = copy.deepcopy(lm.tokenizer)
+    tok.bos_token = "<pad>"
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<pad> $A", special_tokens=[("<pad>", 1)]
+    )
+    return replace(lm, tokenizer=tok)
+
+
+def hc_restated(lm, text, mem0, *, lr, steps, patience=2000, wd=0.01, betas=(0.9, 0.9)):
+    """hidden_capacity's loop, restated from its model.py (MemoryCell) and train.py (run_single_experiment):
+    input_ids = tokenizer(text) (the tokenizer's defaults: BOS if it adds one); inputs_embeds = [memory,
+    embed(input_ids)]; the logits at the memory positions dropped; loss = CE(logits[:, :-1], input_ids[:, 1:]);
+    accuracy = mean(argmax(logits[:, :-1]) == input_ids[:, 1:]); AdamW; best = strictly higher accuracy; stop at
+    best accuracy 1.0 or after `patience` steps without a better one; at most `steps` iterations.
+    Returns (accuracies, losses, best accuracy, best loss, the memory before each step)."""
+    ids = torch.tensor([lm.tokenizer(text)["input_ids"]])
+    memory = torch.nn.Parameter(mem0.clone()[None])  # (1, K, d)
+    opt = torch.optim.AdamW([memory], lr=lr, weight_decay=wd, betas=betas)
+    k = mem0.shape[0]
+    accs, losses, mems, best_acc, best_loss, counter = [], [], [], 0.0, float("inf"), 0
+    for _ in range(steps):
+        x = torch.cat([memory, lm.model.get_input_embeddings()(ids)], dim=1)
+        logits = lm.model(inputs_embeds=x).logits[:, k:]
+        shift, labels = logits[:, :-1], ids[:, 1:]
+        loss = torch.nn.functional.cross_entropy(shift.reshape(-1, shift.shape[-1]).float(), labels.reshape(-1))
+        acc = (shift.argmax(-1) == labels).float().mean().item()
+        mems.append(memory.detach()[0].clone())  # what scored `acc` (train.py keeps the memory after opt.step)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        accs.append(acc)
+        losses.append(loss.item())
+        if best_acc < acc:
+            best_acc, best_loss, counter = acc, loss.item(), 0
+        else:
+            counter += 1
+        if best_acc == 1.0 or counter >= patience:
+            break
+    return accs, losses, best_acc, best_loss, mems
+
+
+def test_hc_inputs_supervise_the_text_positions_only(tiny):
+    """[mem_1, mem_2, BOS, t_1..t_N]: the mem positions' logits unsupervised, t_1 predicted from BOS; without a
+    BOS, [mem_1, mem_2, t_1..t_N] with t_1 given and t_2..t_N supervised from t_1..t_{N-1}."""
+    toks = ids(tiny, "the cat sat on")  # 4 tokens
+    mem = random_mem(tiny, 1, 2)
+    assert added_bos(tiny) is None and added_bos(with_bos(tiny)) == 1
+    _, targets = teacher_forced_inputs(tiny, mem, [hc_targets(toks, None)])
+    assert targets[0].tolist() == [IGNORE, IGNORE, *toks[1:]]  # positions: mem, mem, t_1..t_3 (t_4 not an input)
+    _, targets = teacher_forced_inputs(tiny, mem, [hc_targets(toks, 1)])
+    assert targets[0].tolist() == [IGNORE, IGNORE, *toks]  # mem, mem, BOS, t_1..t_3
+    x, _ = teacher_forced_inputs(tiny, mem, [hc_targets(toks, 1)])
+    emb = tiny.model.get_input_embeddings()
+    assert torch.equal(x[0, 2], emb.weight[1]) and torch.equal(x[0, 3:], emb(torch.tensor(toks[:-1])))
+    # the sink variant: the last mem position predicts t_1
+    _, targets = teacher_forced_inputs(tiny, mem, [toks])
+    assert targets[0].tolist() == [IGNORE, *toks]
+    with pytest.raises(PrototokError, match="at least 2 tokens"):
+        hc_targets(toks[:1], None)
+    assert isinstance(hc_targets(toks, None), Targets) and hc_targets(toks, None).lead == toks[:1]
+
+
+@pytest.mark.parametrize("bos", [False, True], ids=["no-bos", "bos"])
+def test_same_text_model_and_seed_give_hidden_capacitys_trajectory(tiny, bos):
+    """Side by side with a restatement of hidden_capacity's loss and loop: from the same initial memory, the
+    same accuracy at every step, the same number of steps (stop rule), the same best accuracy. The kept memory
+    is the one that scored it (train.py stores the memory after the following opt.step); among steps tied at
+    the best accuracy prototok keeps the lowest loss, train.py the first (README, "Fidelity")."""
+    lm = with_bos(tiny) if bos else tiny
+    text = "the cat sat on the mat and then slept"
+    cfg = CramConfig(num_mem=2, lr=0.05, max_steps=25, patience=6)
+    trajectory = []
+    (r,) = cram(lm, [ids(lm, text)], cfg, seed=3, batch_size=1, hc=True, init_ids=[7],
+                progress=lambda p: trajectory.append(p.active_accuracy))  # fmt: skip
+    scale = lm.model.get_input_embeddings().weight.float().std().item()
+    mem0 = (torch.randn(2 * lm.hidden_size, generator=init_stream(3, 7)) * scale).view(2, lm.hidden_size)
+    accs, losses, best_acc, best_loss, mems = hc_restated(lm, text, mem0, lr=0.05, steps=25, patience=6)
+    assert len(trajectory) == len(accs)  # the same number of forward passes: the same stop
+    assert trajectory == pytest.approx(accs, abs=1e-6)
+    assert r.accuracy == pytest.approx(best_acc) and 0 < best_acc < 1  # neither solved nor hopeless
+    tied = [i for i, a in enumerate(accs) if a == best_acc]
+    assert best_loss == pytest.approx(losses[tied[0]])  # train.py's best_loss: the first step at best accuracy
+    low = min(tied, key=lambda i: losses[i])
+    assert r.loss == pytest.approx(losses[low], rel=1e-4) and r.steps == low
+    assert torch.allclose(r.mem, mems[low], atol=1e-4)
+    n = len(ids(lm, text))
+    assert round(r.accuracy * (n if bos else n - 1)) == round(best_acc * (n if bos else n - 1))
+
+
+def test_hc_file_keys_layout_and_greedy_decoding(tiny, tmp_path):
+    """The baseline's rows and files never mix with the sink variant's: key "hc-cram(...)", layout "hc-mem";
+    judged teacher-forced, greedy accuracy beside it; decoding starts after BOS, or after the given t_1."""
+    toks = ids(tiny, TEXT)
+    method = Cramming(FAST)
+    assert method.key == "hc-cram(num_mem=2,lr=0.1,max_steps=300)" and SinkCramming(FAST).key.startswith("cram(")
+    assert METHODS["cram"] is Cramming and METHODS["cram-sink"] is SinkCramming
+    assert for_layout(HC_LAYOUT) is Cramming and for_layout(MEM_LAYOUT) is SinkCramming
+    for lm in (tiny, with_bos(tiny)):
+        (r,) = method.fit(lm, [toks], seed=0)
+        assert r.solved and r.tokens == toks and r.generated == toks and r.gen_accuracy == 1.0
+        proto = to_proto(method, lm, [r], layout=HC_LAYOUT, texts=[TEXT])
+        back = ProtoTokens.load(proto.save(tmp_path / "hc.safetensors"))
+        assert back.layout == HC_LAYOUT and back.recipe == method.key and back.extra["first_tokens"] == toks[:1]
+        assert decode_tokens(lm, back) == [toks]
+    row = {"layout": HC_LAYOUT, "accuracy": 1.0, "gen_accuracy": 0.25}
+    assert judged_score(row) == 1.0 and judged_score(row | {"layout": MEM_LAYOUT}) == 0.25

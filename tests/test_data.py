@@ -163,7 +163,7 @@ def test_hf_offline_is_a_clear_error(monkeypatch):
 
 def test_hf_without_datasets_library(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # import fails
-    with pytest.raises(PrototokError, match="needs the datasets library: pip install datasets"):
+    with pytest.raises(PrototokError, match=r"needs the datasets library: pip install 'prototok\[hf\]'"):
         load_samples("hf:yurakuratov/fanfics_1k_chunks", 2)
 
 

@@ -28,7 +28,7 @@ def test_cli_round_trip_is_exact(real, tmp_path):
     out = tmp_path / "paris.safetensors"
     r = CliRunner().invoke(main, ["encode", text, "--steps", "400", "-o", str(out), "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["texts"][0]["accuracy"] == 1.0
+    assert json.loads(r.stdout)["texts"][0]["accuracy"] == 1.0
     d = CliRunner().invoke(main, ["decode", str(out)])
     assert d.exit_code == 0 and d.output.strip() == text
 

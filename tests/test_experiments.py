@@ -77,14 +77,42 @@ def test_h_lm_matches_the_models_own_cross_entropy(tiny):
     with torch.no_grad():
         logp = torch.log_softmax(tiny.model(torch.tensor([[1, *toks]])).logits[0].float(), -1)
     assert ctx == "bos" and bits[0] == pytest.approx(-logp[0, toks[0]].item() / math.log(2), rel=1e-4)
+    # issue 12, hidden_capacity's rule: a tokenizer that names a BOS but does not add one (Pythia, SmolLM2)
+    # counts as having none
+    named = replace(tiny, tokenizer=_with_bos(tiny.tokenizer, adds=False))
+    assert tx.h_lm_bits(named, toks) == tx.h_lm_bits(tiny, toks)
 
 
-def _with_bos(tok):
+def _with_bos(tok, adds: bool = True):
+    """The tokenizer naming "<pad>" (id 1) its BOS, and (adds) putting it in front of every text by default."""
     import copy
+
+    from tokenizers import processors
 
     t = copy.deepcopy(tok)
     t.bos_token = "<pad>"  # id 1
+    if adds:
+        t.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single="<pad> $A", special_tokens=[("<pad>", 1)]
+        )
     return t
+
+
+def test_capacity_is_reported_in_nats_and_the_baselines_grid_goes_past_1448(tiny):
+    from prototok.baselines.cramming import Cramming
+    from prototok.experiments.capacity import LENGTHS, lengths_for, nats, prefix_lengths
+
+    assert nats(1.0) == pytest.approx(math.log(2)) and nats(None) is None
+    cfg = CapacityConfig()
+    assert prefix_lengths(cfg)[-3:] == [1448, 1568, 2048]  # cut for every method, walked by the baseline only
+    assert prefix_lengths(CapacityConfig(lengths=(4, 8))) == [4, 8]
+    from types import SimpleNamespace
+
+    big = SimpleNamespace(max_positions=4096)  # lengths_for asks the model its context only
+    for method, top in ((methods.OnePass(FAST), [1448]), (Cramming(), [1448, 1568, 2048])):
+        run = ex.Run(big, None, "capacity", "tiny", "s", method)
+        ok, dropped = lengths_for(run, cfg)
+        assert ok[-len(top) :] == top and dropped == [] and ok[: len(LENGTHS)] == list(LENGTHS)
 
 
 def test_warm_start_draw_is_fits_own_draw(tiny):
@@ -164,7 +192,7 @@ def full_db(tiny_dir, docs, tmp_path_factory):
     common = ["--model", tiny_dir, "--data", docs, "--db", db, *TINY_FIT]
     r = cli("capacity", *common, "--samples", 2, "--lengths", "4,8", "--seeds", 2)
     assert r.exit_code == 0, r.output
-    assert "capacity (longest length at accuracy >= 0.99" in r.output and "bits" in r.output
+    assert "capacity (longest length at accuracy >= 0.99" in r.output and "nats" in r.output  # issue 12: nats
     r = cli("ablate", "layouts", *common, "--samples", 2, "--lengths", "1,4")
     assert r.exit_code == 0, r.output
     r = cli("ablate", "sharing", *common, "--samples", 2, "--lengths", "4", "--groups", "1,2,8")
@@ -257,7 +285,7 @@ def test_report_writes_tables_and_figures(full_db, tmp_path):
         "## Table 1",
         "## Table 2",
         "## Table 4",
-        "H_LM at capacity (bits)",
+        "H_LM at capacity (nats)",
         "decode tok/s",
     ):
         assert heading in md
@@ -353,7 +381,8 @@ def test_real_model_capacity(real, tmp_path):
     for n in lengths[:-1]:  # the walk went on only past lengths some sample reconstructed
         assert any(r["accuracy"] >= 0.99 for r in rows if r["length"] == n)
     for r in rows:
-        assert r["h_lm_context"] == "bos" and r["h_lm_bits"] > 0
+        # issue 12: SmolLM2 names a BOS (<|im_start|>) but does not add one, so H_LM has none, as hidden_capacity
+        assert r["h_lm_context"] == "none" and r["h_lm_bits"] > 0
         assert r["decode_accuracy"] == r["accuracy"] and r["model_fingerprint"] == real.fingerprint
         proto = ProtoTokens.load(tmp_path / r["proto_path"])
         out = decode_tokens(real, proto)[r["proto_index"]]
@@ -378,3 +407,42 @@ The river that ran beside the mill was higher than usual after the rains. The mi
 concern, because the old wheel had been repaired twice already and the carpenter had warned him that a third \
 repair would not hold. Still, the grain had to be ground, and so the wheel kept turning day and night.
 """
+
+
+def test_a_prefix_warm_walk_starts_each_length_from_the_previous_solution(tiny, docs, tmp_path, monkeypatch):
+    source, samples = tx.load(str(docs), 2, tiny, min_chars=300)
+    texts = tx.prefixes(tiny, samples, [2, 4, 8])
+    run = ex.Run(tiny, Store(tmp_path / "r.db"), "capacity", "tiny", source, methods.OnePass(FAST, "prefix"), 2)
+    starts = []
+    real = methods.fit
+
+    def recording(lm, token_lists, **kw):
+        starts.append((len(token_lists[0]), kw.get("warm_start")))
+        return real(lm, token_lists, **kw)
+
+    monkeypatch.setattr(methods, "fit", recording)
+    run_capacity(run, texts, CapacityConfig(lengths=(2, 4, 8), seeds=(0,)))
+    rows = run.store.rows()
+    assert {r["recipe"] for r in rows} == {FAST.key + "+prefix-warm"}  # never mixed with cold rows
+    assert all(r["evals"] >= r["steps"] + 1 for r in rows)  # the work each text cost is stored
+    assert starts[0] == (2, [None, None])  # the first length draws
+    for n, warm in starts[1:]:  # later lengths start from the same sample's solution one grid length shorter
+        prev = {r["sample"]: r for r in rows if r["length"] == {4: 2, 8: 4}[n]}
+        for (e, m), sample in zip(warm, sorted(prev)):
+            proto = ProtoTokens.load(tmp_path / prev[sample]["proto_path"])
+            i = prev[sample]["proto_index"]
+            assert torch.equal(e, proto.e[i]) and torch.equal(m, proto.m[i])
+
+
+def test_warm_starts_are_refused_where_they_do_not_apply(tiny_dir, docs, tmp_path):
+    from prototok.errors import PrototokError
+    from prototok.experiments import EXPERIMENTS, Setup, run_experiment
+    from prototok.experiments.layouts import LayoutsConfig
+
+    with pytest.raises(PrototokError, match="fits every text cold"):
+        run_experiment(EXPERIMENTS["layouts"], LayoutsConfig(lengths=(2,)), Setup(data=(str(docs),), model=tiny_dir,
+                       db=str(tmp_path / "r.db")), methods.OnePass(FAST, "prefix"))  # fmt: skip
+    assert not (tmp_path / "r.db").exists()
+    r = cli("capacity", "--model", tiny_dir, "--data", docs, "--db", tmp_path / "r.db", "--method", "cram",
+            "--warm", "prefix", *TINY_FIT)  # fmt: skip
+    assert r.exit_code == 2 and "starts every text cold" in r.output

@@ -9,7 +9,7 @@ from .encode import encode
 from .errors import PrototokError
 from .fit import FitResult, fit
 from .layouts import LAYOUTS
-from .models import load_model
+from .models import load_model, wrap_model
 from .protofile import ProtoTokens
 from .recipes import RECIPES, Recipe
 from .version import __version__
@@ -27,4 +27,5 @@ __all__ = [
     "encode",
     "fit",
     "load_model",
+    "wrap_model",
 ]

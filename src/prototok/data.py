@@ -6,7 +6,7 @@ a sentence boundary after a document's first sentence, so the target is mid-docu
 from (source spec, document id, character offset), so a run can be repeated exactly.
 
 Sources (`SOURCES`): a path or `file:PATH` (.txt, a folder of .txt, .jsonl with a `text` field),
-`hf:NAME[:split]`, `wiki`, `austen`, `random`, `generated:SOURCE`.
+`hf:NAME[:config][:split][#field]`, `wiki`, `austen`, `random`, `generated:SOURCE`.
 """
 
 from __future__ import annotations
@@ -121,23 +121,71 @@ def from_files(arg: str) -> Documents:
     return [(path.name, read_text(path))]
 
 
+SPLIT_NAMES = ("train", "test", "validation", "valid", "dev", "eval")
+_SLICE = re.compile(r"(?P<split>[^\[\]]+)\[:(?P<rows>\d+)\]")
+
+
+def parse_hub(arg: str) -> tuple[str, str | None, str, str, int | None]:
+    """`NAME[:CONFIG][:SPLIT][#FIELD]` -> (name, config, split, field, rows). Two parts are NAME:SPLIT when the
+    second is a usual split name (train, test, validation, ...) or a slice, else NAME:CONFIG (split train).
+    SPLIT[:N] (e.g. train[:20000]) streams: only the first N rows are read, nothing else is downloaded."""
+    arg, _, field = arg.partition("#")
+    parts = re.split(r":(?![^\[]*\])", arg)  # the colon of a slice train[:N] is not a separator
+    if not parts[0] or len(parts) > 3 or any(not x for x in parts[1:]):
+        raise PrototokError(f"hf:{arg}: expected hf:NAME[:CONFIG][:SPLIT][#FIELD]")
+    name, config, split = parts[0], None, "train"
+    if len(parts) == 3:
+        config, split = parts[1], parts[2]
+    elif len(parts) == 2:
+        if parts[1] in SPLIT_NAMES or _SLICE.fullmatch(parts[1]):
+            split = parts[1]
+        else:
+            config = parts[1]
+    rows = None
+    if m := _SLICE.fullmatch(split):
+        split, rows = m["split"], int(m["rows"])
+    return name, config, split, field or "text", rows
+
+
+def with_text_field(spec: str, field: str | None) -> str:
+    """`--text-field F` applied to a data spec: hf: specs name their column as `#F` (part of the source key, so
+    rows from another column are not mixed with these); other specs are returned as they are."""
+    if not field or not spec.startswith("hf:") or "#" in spec:
+        return spec
+    return spec if field == "text" else f"{spec}#{field}"
+
+
 def from_hub(arg: str) -> Documents:
-    """`NAME[:split]` via the `datasets` library (split defaults to train); one document per row."""
-    name, _, split = arg.partition(":")
-    split = split or "train"
+    """`NAME[:CONFIG][:SPLIT][#FIELD]` via the `datasets` library (split defaults to train, the column to text);
+    one document per row. A split sliced as `train[:N]` streams the first N rows (datasets streaming=True):
+    large sets are not downloaded whole."""
+    name, config, split, field, rows = parse_hub(arg)
     try:
         import datasets
     except ImportError:
-        raise PrototokError(f"hf:{arg} needs the datasets library: pip install datasets") from None
+        raise PrototokError(f"hf:{arg} needs the datasets library: pip install 'prototok[hf]'") from None
+    where = f"'{name}'" + (f" config '{config}'" if config else "") + f" split '{split}'"
+    named = (name,) if config is None else (name, config)
     try:
-        ds = datasets.load_dataset(name, split=split)
-    except Exception as err:  # offline, unknown name, bad split: datasets raises many types
+        if rows is None:
+            ds = datasets.load_dataset(*named, split=split)
+            columns = ds.column_names
+            values = ds[field] if field in columns else None
+        else:
+            ds = datasets.load_dataset(*named, split=split, streaming=True)
+            head = list(ds.take(rows))
+            columns = list(head[0]) if head else [field]
+            values = [r.get(field) for r in head] if field in columns else None
+    except Exception as err:  # offline, unknown name, bad config or split: datasets raises many types
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         hint = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") else ""
-        raise PrototokError(f"cannot load Hub dataset '{name}' split '{split}'{hint}: {first}") from None
-    if "text" not in ds.column_names:
-        raise PrototokError(f"Hub dataset '{name}' has no 'text' column (columns: {', '.join(ds.column_names)})")
-    return [(str(i), t) for i, t in enumerate(ds["text"]) if isinstance(t, str)]
+        raise PrototokError(f"cannot load Hub dataset {where}{hint}: {first}") from None
+    if values is None:
+        raise PrototokError(
+            f"Hub dataset {where} has no '{field}' column (columns: {', '.join(map(str, columns))}); "
+            "pick one with --text-field"
+        )
+    return [(str(i), t) for i, t in enumerate(values) if isinstance(t, str)]
 
 
 def _package_dir(package: str, install: str) -> Path:
@@ -196,7 +244,10 @@ def _read_rdb(data_dir: Path) -> dict[str, object]:
     import warnings
     import zlib
 
-    import rdata
+    try:
+        import rdata
+    except ImportError:
+        raise PrototokError("the austen source needs the rdata package: pip install 'prototok[austen]'") from None
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rdata warns that .rdx is "an unknown extension"
@@ -235,6 +286,8 @@ def from_austen() -> Documents:
         tree = _debian_package("r-cran-janeaustenr", folder)
         try:
             books = _read_rdb(tree / "usr/lib/R/site-library/janeaustenr/data")
+        except PrototokError:
+            raise
         except Exception as err:  # a different package layout or a corrupt download
             raise PrototokError(f"cannot read janeaustenr data in {tree}: {err}; delete {folder} to refetch") from None
         atomic_write_text(cached, json.dumps({k: _unwrap(v) for k, v in sorted(books.items())}))
@@ -406,6 +459,19 @@ def _parse(spec: str) -> tuple[str, str]:
         return "file", spec  # a bare path
     known = ", ".join(["PATH"] + [f"{k}:..." if k in _TAKES_ARG else k for k in SOURCES])
     raise PrototokError(f"unknown data source '{spec}': use one of {known}")
+
+
+def check_spec(spec: str) -> None:
+    """Refuse a data spec that cannot load before anything is created: an unknown source name, a path that is
+    not there, generated: over a bad inner spec. (What only loading tells, an empty folder or an offline Hub
+    dataset, is refused when it loads.)"""
+    name, arg = _parse(spec)
+    if name == "file" and not Path(arg).exists():
+        raise PrototokError(f"no such file or folder: {arg}")
+    if name == "hf":
+        parse_hub(arg)
+    if name == "generated":
+        check_spec(arg)
 
 
 def load_samples(spec: str, n: int, *, seed: int = 0, min_chars: int = 2000, lm=None) -> list[Sample]:

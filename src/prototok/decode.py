@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .methods import for_layout
-from .models import LoadedModel, load_model
+from .models import LoadedModel, as_loaded
 from .protofile import ProtoTokens
 from .tokens import detokenize, tokenize
 
@@ -27,13 +27,13 @@ def decode_tokens(lm: LoadedModel, proto: ProtoTokens) -> list[list[int]]:
 
 def decode(
     proto: ProtoTokens,
-    model: str | LoadedModel | None = None,
+    model: str | LoadedModel | tuple | None = None,
     *,
     references: list[str] | None = None,
     device: str | None = None,
 ) -> list[Decoded]:
     """Decode every text in the file; the model defaults to the one the file was made for."""
-    lm = model if isinstance(model, LoadedModel) else load_model(model or proto.model, device)
+    lm = as_loaded(model, device, default=proto.model)
     proto.check_model(lm)
     with torch.no_grad():
         token_lists = decode_tokens(lm, proto)

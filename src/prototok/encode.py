@@ -7,15 +7,15 @@ from collections.abc import Callable
 from .fit import Progress
 from .layouts import DEFAULT_LAYOUT, get_layout
 from .methods import OnePass, to_proto
-from .models import DEFAULT_MODEL, LoadedModel, load_model
+from .models import DEFAULT_MODEL, LoadedModel, as_loaded
 from .protofile import ProtoTokens
-from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from .recipes import DEFAULT_RECIPE, Recipe, parse_recipe
 from .tokens import tokenize
 
 
 def encode(
     texts: str | list[str],
-    model: str | LoadedModel = DEFAULT_MODEL,
+    model: str | LoadedModel | tuple = DEFAULT_MODEL,
     *,
     layout: str = DEFAULT_LAYOUT,
     recipe: str | Recipe = DEFAULT_RECIPE,
@@ -27,11 +27,12 @@ def encode(
     progress: Callable[[Progress], None] | None = None,
     compile: bool = False,
 ) -> ProtoTokens:
-    """Fit proto-tokens from which the frozen model writes each text in one forward pass."""
-    lm = model if isinstance(model, LoadedModel) else load_model(model, device)
+    """Fit proto-tokens from which the frozen model writes each text in one forward pass. `model`: a name,
+    a LoadedModel, or a (model, tokenizer) pair of your own (see wrap_model)."""
+    lm = as_loaded(model, device)
     texts = [texts] if isinstance(texts, str) else list(texts)
     lay = get_layout(layout)
-    rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    rec = parse_recipe(recipe) if isinstance(recipe, str) else recipe
     extra = 1 if lay.first_target else 0  # e m^N needs one position more than the text has tokens
     token_lists = [tokenize(lm.tokenizer, t, lm.max_positions - extra) for t in texts]
     method = OnePass(rec)

@@ -73,7 +73,7 @@ def fit(
     share: str = "none",
     batch_size: int = 8,
     progress: Callable[[Progress], None] | None = None,
-    warm_start: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    warm_start: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
     compile: bool = False,
     init_ids: list[int] | None = None,
     on_result: Callable[[FitResult], None] | None = None,
@@ -82,7 +82,7 @@ def fit(
     """Find (e, m) for each token list; results come back in input order.
 
     warm_start: a (d,) pair (e, m) per text to start from instead of a random draw (a learned encoder's
-    output, or the solution of a shorter prefix); a restart still draws at random.
+    output, or the solution of a shorter prefix), None for a text that draws; a restart still draws at random.
     compile: run every step at one fixed shape (all slots, longest text) through a torch.compile'd backbone
     (CUDA graphs on GPU), which removes the per-kernel launch overhead that dominates small steps.
     init_ids: the id that seeds each text's init stream (default: its index), so a text resumed or fitted
@@ -270,7 +270,7 @@ def _fit_queue(
     seed: int,
     batch_size: int,
     progress: Callable[[Progress], None] | None,
-    warm_start: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    warm_start: list[tuple[torch.Tensor, torch.Tensor] | None] | None,
     compile: bool,
     init_ids: list[int] | None,
     on_result: Callable[[FitResult], None] | None,
@@ -287,7 +287,7 @@ def _fit_queue(
 
     def init(s: int, i: int, gen: torch.Generator, restart: bool) -> None:
         E[s], M[s] = _draw(gen, d, scale * rec.e_scale).to(dev), _draw(gen, d, scale).to(dev)
-        if warm_start is not None and not restart:
+        if warm_start is not None and not restart and warm_start[i] is not None:
             E[s], M[s] = (v.reshape(d).to(dev, torch.float32) for v in warm_start[i])
 
     def score(rows: torch.Tensor, toks: list[list[int]]):

@@ -2,7 +2,10 @@
 holds and how that file is decoded; nothing outside a method branches on its name.
 
 - "onepass" (OnePass): (e, m) under a layout, fitted by prototok.fit, decoded in one forward pass.
-- "cram" (baselines.cramming.Cramming): K [mem] vectors, decoded by greedy generation.
+- "cram" (baselines.cramming.Cramming): the cramming baseline as hidden_capacity runs it: K [mem] vectors
+  before BOS and the text, judged teacher-forced, rows keyed "hc-cram(...)" with layout "hc-mem".
+- "cram-sink" (baselines.cramming.SinkCramming): prototok's earlier cramming variant (mem predicts t_1, judged
+  on greedy generation), rows keyed "cram(...)" with layout "mem", as rows stored before it was renamed.
 
 A new method is a dataclass with the attributes and methods of OnePass, plus one entry in METHODS.
 """
@@ -15,20 +18,28 @@ from typing import ClassVar, Protocol
 
 import torch
 
-from .baselines.cramming import Cramming
+from .baselines.cramming import Cramming, SinkCramming
 from .errors import PrototokError
 from .fit import FitResult, Progress, fit, time_step
 from .layouts import get_layout
 from .models import LoadedModel
 from .onepass import decode_tokens, layout_scores
 from .protofile import ProtoTokens
-from .recipes import Recipe, get_recipe
+from .recipes import Recipe, parse_recipe
+
+WARM_STARTS = ("cold", "prefix")
 
 
 class Method(Protocol):
     name: ClassVar[str]
     judged_on: ClassVar[str]  # the row column capacity is judged on
     shares: ClassVar[bool]  # whether texts can share a vector (fit(share="m"|"e"))
+    warm: str  # "cold", or "prefix": the capacity walk starts each text from its previous length's solution
+    warm_starts: ClassVar[bool]  # whether fit() takes warm_start (and so warm="prefix" is possible)
+    autoregressive: ClassVar[bool]  # decoded one forward per token (a baseline), else in one forward pass
+    capacity_statistic: ClassVar[str]  # "max": max over samples of per-sample capacity; "mean-accuracy": the
+    # largest length whose mean (over texts) best accuracy reaches the threshold (experiments.capacity)
+    longer_lengths: ClassVar[tuple[int, ...]]  # lengths its capacity grid goes on to past the default grid's end
 
     @classmethod
     def from_options(cls, **options) -> Method: ...  # from the CLI's options (recipe, lr, steps, ...)
@@ -60,18 +71,30 @@ class OnePass:
     """Proto-tokens (e, m): the papers' method."""
 
     recipe: Recipe
+    # "prefix": in the capacity walk, each text starts from its own solution at the previous grid length (the
+    # layout makes a prefix's solution a natural start: the first outputs depend on the first inputs only)
+    warm: str = "cold"
     name: ClassVar[str] = "onepass"
+    warm_starts: ClassVar[bool] = True
     judged_on: ClassVar[str] = "accuracy"
     shares: ClassVar[bool] = True  # texts can share e or m
+    autoregressive: ClassVar[bool] = False
+    capacity_statistic: ClassVar[str] = "max"  # the paper reports maximum values
+    longer_lengths: ClassVar[tuple[int, ...]] = ()
+
+    def __post_init__(self) -> None:
+        if self.warm not in WARM_STARTS:
+            raise ValueError(f"OnePass.warm must be one of {WARM_STARTS}, got '{self.warm}'")
 
     @classmethod
-    def from_options(cls, *, recipe: str, lr=None, steps=None, init_scale=None, **_) -> OnePass:
+    def from_options(cls, *, recipe: str, lr=None, steps=None, init_scale=None, warm="cold", **_) -> OnePass:
         """From the command line's fit options (None keeps the recipe's value)."""
-        return cls(get_recipe(recipe, lr=lr, max_steps=steps, init_scale=init_scale))
+        return cls(parse_recipe(recipe, lr=lr, max_steps=steps, init_scale=init_scale), warm or "cold")
 
     @property
     def key(self) -> str:
-        return self.recipe.key
+        """The resolved recipe, plus "+prefix-warm" for warm-started rows: another measurement, another key."""
+        return self.recipe.key + ("+prefix-warm" if self.warm == "prefix" else "")
 
     def positions(self, layout: str, n: int) -> int:
         return get_layout(layout).length(n)
@@ -104,6 +127,7 @@ class OnePass:
         init_ids: list[int] | None = None,
         process_group=None,
         compile: bool = False,
+        warm_start: list | None = None,
     ) -> list[FitResult]:
         return fit(
             lm,
@@ -117,6 +141,7 @@ class OnePass:
             init_ids=init_ids,
             process_group=process_group,
             compile=compile,
+            warm_start=warm_start,
         )
 
     def file_fields(self, results: list[FitResult], layout: str, share: str) -> dict:
@@ -136,10 +161,10 @@ class OnePass:
         return decode_tokens(lm, e, m, proto.layout, proto.lengths)
 
     def row_columns(self, results: list[FitResult]) -> dict[str, list]:
-        return {}
+        return {"evals": [r.steps_run for r in results]}
 
 
-METHODS: dict[str, type] = {"onepass": OnePass, "cram": Cramming}
+METHODS: dict[str, type] = {"onepass": OnePass, "cram": Cramming, "cram-sink": SinkCramming}
 
 
 def for_layout(layout: str) -> type:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ class LoadedModel:
         return self.model.get_input_embeddings().weight.shape[1]
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype (float32, bfloat16, float16)."""
+        return self.model.get_input_embeddings().weight.dtype
+
+    @property
     def max_positions(self) -> int:
         cfg = self.model.config
         cfg = getattr(cfg, "text_config", cfg)
@@ -88,14 +94,19 @@ def _packaged_gguf(spec: PackagedModel, name: str) -> Path:
 def _convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantise a GGUF into an HF folder; written to a temp dir then renamed, so a kill leaves no half cache."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # the one line printed by resolve() is the progress report
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        with _quiet_transformers():  # the one line printed by resolve() is the progress report
+            try:
+                tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+                model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            except Exception as err:  # a corrupt or foreign GGUF raises anything, UnicodeDecodeError to reshape errors
+                raise PrototokError(
+                    f"cannot convert GGUF {gguf}: {_first_line(err)} (a corrupt file, or an architecture or "
+                    "quantisation transformers cannot read)"
+                ) from None
         model.hf_quantizer = None  # weights are dequantised now; save them as plain tensors
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -106,21 +117,85 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def _is_hub_id(name: str) -> bool:
+    return (
+        name not in BUILTIN_MODELS and not name.endswith(".gguf") and name.count("/") == 1 and not Path(name).exists()
+    )
+
+
+def file_model_refusal(name: str) -> str | None:
+    """Why a model named inside a proto-token file may not be loaded without the user's say-so (decode's
+    --model or --trust-file-model), or None when loading it fetches and converts nothing: a built-in name already
+    converted in the cache, a local Hugging Face folder, a .gguf already converted in the cache. A built-in name
+    not converted yet, a .gguf not converted yet and a Hub id (even one in the HF cache) are refused: a file must
+    not make prototok download or parse a model file on its own."""
+    if name in BUILTIN_MODELS:
+        if (cache_dir() / "models" / name / "config.json").exists():
+            return None
+        return f"built-in model '{name}' is not converted yet (that takes a minute)"
+    path = Path(name)
+    if name.endswith(".gguf"):
+        if path.is_file() and (_gguf_target(path) / "config.json").exists():
+            return None
+        return f"'{name}' is a GGUF file that would be converted"
+    if path.is_dir():
+        return None
+    if _is_hub_id(name):
+        return f"'{name}' is a Hub id that would be fetched from the Hugging Face Hub"
+    return None  # unknown: resolve() refuses it
+
+
+def _gguf_target(path: Path) -> Path:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "models" / f"{path.stem}-{digest}"
+
+
+def _hub_offline(name: str) -> bool:
+    """True when the Hub cannot be asked (HF_HUB_OFFLINE, or no connection within 3 s): then a Hub id loads from
+    the local cache only, or fails at once, instead of retrying for most of a minute."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        return True  # the constant is read at import; the variable may have been set since
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3).close()
+    except OSError:
+        return True
+    return False
+
+
+def _hub_cached(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an id the cache layout rejects
+        return False
+
+
 def resolve(name: str) -> Path | str:
     """Built-in name, .gguf file, local HF folder, or Hub id (left as a string for transformers)."""
     if name in BUILTIN_MODELS:
         target = cache_dir() / "models" / name
         if not (target / "config.json").exists():
             gguf = _packaged_gguf(BUILTIN_MODELS[name], name)
-            print(f"prototok: converting {gguf.name} once into {target} (takes ~1 minute)", flush=True)
+            print(f"prototok: converting {gguf.name} once into {target} (takes ~1 minute)", file=sys.stderr, flush=True)
             _convert_gguf(gguf, target)
         return target
     path = Path(name)
     if name.endswith(".gguf"):
         if not path.is_file():
             raise PrototokError(f"no GGUF file at {name}")
-        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-        target = cache_dir() / "models" / f"{path.stem}-{digest}"
+        target = _gguf_target(path)
         if not (target / "config.json").exists():
             _convert_gguf(path, target)
         return target
@@ -128,7 +203,7 @@ def resolve(name: str) -> Path | str:
         if not (path / "config.json").exists():
             raise PrototokError(f"{name} is a folder without config.json, not a Hugging Face model")
         return path
-    if name.count("/") == 1 and not path.exists():
+    if _is_hub_id(name):
         return name  # a Hub id
     known = ", ".join(sorted(BUILTIN_MODELS))
     raise PrototokError(f"unknown model '{name}': use one of {known}, a .gguf file, an HF folder or a Hub id")
@@ -141,6 +216,9 @@ def _hash_model(model: torch.nn.Module) -> str:
     for k in ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures", "use_cache"):
         cfg.pop(k, None)
     h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+    dtype = model.get_input_embeddings().weight.dtype
+    if dtype != torch.float32:  # the same weights in bf16/fp16 give other results; fp32 hashes as it always did
+        h.update(f"dtype={dtype}".encode())
     for pname, p in sorted(model.state_dict().items()):
         flat = p.detach().reshape(-1)
         step = max(1, flat.numel() // 4096)
@@ -177,35 +255,158 @@ def pick_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as err:
-        raise PrototokError(f"bad device '{device}': {err}") from None
+        raise PrototokError(f"bad device '{device}': {_first_line(err)}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PrototokError(
+                f"device '{device}': this torch has no usable CUDA (torch.cuda.is_available() is False)"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise PrototokError(f"device '{device}': only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise PrototokError(f"device '{device}': MPS is not available here")
+    return dev
 
 
-def prepare(name: str, model: torch.nn.Module, tokenizer, device: str | None = None) -> LoadedModel:
-    """Freeze an already-built model (tests build tiny ones from a config) and wrap it."""
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """float32, bfloat16, float16 (or fp32, bf16, fp16, or a torch.dtype) -> torch.dtype; None,
+    auto -> None (the default: the model's own dtype on GPU, float32 on CPU)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        if dtype is not None and dtype not in DTYPES.values():
+            raise PrototokError(f"dtype {dtype} is not one of: {', '.join(DTYPES)}")
+        return dtype
+    alias = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+    name = alias.get(str(dtype).lower(), str(dtype).lower())
+    if name == "auto":
+        return None
+    if name not in DTYPES:
+        raise PrototokError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)} (or auto)")
+    return DTYPES[name]
+
+
+def prepare(
+    name: str, model: torch.nn.Module, tokenizer, device: str | None = None, dtype: str | torch.dtype | None = None
+) -> LoadedModel:
+    """Freeze a model prototok owns, in place (moved to the device, cast to dtype, eval, requires_grad off), and
+    wrap it. A model of the caller's: wrap_model, which leaves it as it was."""
     dev = pick_device(device)
-    model = model.to(dev).eval()
+    want = parse_dtype(dtype)
+    try:
+        model = model.to(dev) if want is None else model.to(dev, want)
+    except (RuntimeError, AssertionError) as err:  # a device type this torch was not built for
+        raise PrototokError(f"cannot use device '{dev}': {_first_line(err)}") from None
+    model = model.eval()
     model.requires_grad_(False)
-    autocast = torch.bfloat16 if dev.type == "cuda" else None
+    weights = model.get_input_embeddings().weight.dtype
+    # fp32 weights on CUDA run under bf16 autocast; weights already in bf16/fp16 run as they are
+    autocast = torch.bfloat16 if dev.type == "cuda" and weights == torch.float32 else None
     return LoadedModel(name, model, tokenizer, _hash_model(model), hash_tokenizer(tokenizer), dev, autocast)
 
 
-@lru_cache(maxsize=2)
-def load_model(name: str = DEFAULT_MODEL, device: str | None = None) -> LoadedModel:
-    """Load once per process: fitting many texts must not reload the model per text."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+def _frozen_alias(model: torch.nn.Module) -> torch.nn.Module:
+    """A module tree of its own (own train/eval flag, own requires_grad flags, own device placement) whose
+    parameters and buffers share the caller's storage: no weight is copied, nothing of the caller's changes."""
+    import copy
 
+    memo: dict[int, object] = {}
+    for p in model.parameters():
+        memo[id(p)] = torch.nn.Parameter(p.detach(), requires_grad=False)
+    for b in model.buffers():
+        memo[id(b)] = b
+    return copy.deepcopy(model, memo)
+
+
+def wrap_model(
+    model: torch.nn.Module,
+    tokenizer,
+    *,
+    name: str | None = None,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> LoadedModel:
+    """Use a model you already loaded (any Hugging Face causal LM, in its dtype: bf16, fp16, fp32) with prototok.
+
+    Your module is left exactly as it was: its requires_grad flags, its train/eval mode, its device and dtype.
+    prototok works on a frozen alias that shares the weights' storage (no copy), in eval mode, on the model's
+    own device unless `device` is given, in its own dtype unless `dtype` is given (either of those makes a copy
+    of the weights on the new device / in the new dtype; yours stay). Edit the weights in place afterwards and
+    the alias sees the edit: wrap again, so that the fingerprint files are checked against is recomputed.
+    `name` is what files record as the model (default: the config's _name_or_path)."""
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "get_input_embeddings"):
+        raise PrototokError("wrap_model takes a Hugging Face causal LM (a PreTrainedModel) and its tokenizer")
+    label = name or getattr(model.config, "_name_or_path", "") or type(model).__name__
+    own = next(model.parameters()).device
+    return prepare(label, _frozen_alias(model), tokenizer, str(own) if device is None else device, dtype)
+
+
+class _quiet_transformers:
+    """transformers' logging at error level and its progress bars off while prototok loads a model, then both
+    as they were: the process's global settings are the caller's."""
+
+    def __enter__(self):
+        from transformers.utils import logging as hf_logging
+
+        self.hf = hf_logging
+        self.level = hf_logging.get_verbosity()
+        self.bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # our own bar is the only one on stderr
+
+    def __exit__(self, *exc):
+        self.hf.set_verbosity(self.level)
+        if self.bars:
+            self.hf.enable_progress_bar()
+
+
+@lru_cache(maxsize=2)
+def load_model(
+    name: str = DEFAULT_MODEL,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    revision: str | None = None,
+) -> LoadedModel:
+    """Load once per process: fitting many texts must not reload the model per text.
+
+    dtype: float32, bfloat16, float16; default (None, "auto"): the checkpoint's own dtype on GPU, float32 on CPU.
+    revision: a branch, tag or commit of a Hub id (ignored for local models)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = pick_device(device)  # a device this machine lacks is refused before any loading
+    want = parse_dtype(dtype)
+    if want is None:
+        want = "auto" if dev.type == "cuda" else torch.float32
     src = resolve(name)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()  # our own bar is the only one on stderr
-    with warnings.catch_warnings():
+    kw = {}
+    if isinstance(src, str):
+        if revision:
+            kw["revision"] = revision
+        if _hub_offline(src):
+            if not _hub_cached(src):
+                raise PrototokError(
+                    f"cannot load model '{name}': the Hugging Face Hub is not reachable (offline, or "
+                    "HF_HUB_OFFLINE) and the model is not in the local cache"
+                )
+            kw["local_files_only"] = True
+    with _quiet_transformers(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            tok = AutoTokenizer.from_pretrained(src)
-            model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation="sdpa")
-        except OSError as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise PrototokError(f"cannot load model '{name}': {first}") from None
+            tok = AutoTokenizer.from_pretrained(src, **kw)
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=want, attn_implementation="sdpa", **kw)
+        except Exception as err:  # a truncated safetensors, a pickle weights_only refuses, an unknown model_type ...
+            raise PrototokError(f"cannot load model '{name}': {_first_line(err)}") from None
     return prepare(name, model, tok, device)
+
+
+def as_loaded(model, device: str | None = None, default: str = DEFAULT_MODEL) -> LoadedModel:
+    """What the Python API accepts wherever a model is named: a LoadedModel, a name (load_model), or a
+    (model, tokenizer) pair of your own (wrap_model: your module is left as it was)."""
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, tuple) and len(model) == 2:
+        return wrap_model(model[0], model[1], device=device)
+    return load_model(model or default, device)

@@ -63,6 +63,8 @@ def compiled_backbone(lm: LoadedModel) -> Callable[..., object]:
 
 def hidden_states(lm: LoadedModel, inputs: torch.Tensor, backbone: Callable[..., object] | None = None) -> torch.Tensor:
     """Backbone only: the LM head runs later, on supervised rows alone. Plain causal mask, no cache."""
+    if lm.autocast_dtype is None:
+        inputs = inputs.to(lm.dtype)  # a bf16/fp16 model takes its own dtype (fp32 e, m keep their grads)
     with torch.autocast(
         lm.device.type, dtype=lm.autocast_dtype or torch.float32, enabled=lm.autocast_dtype is not None
     ):
@@ -72,7 +74,8 @@ def hidden_states(lm: LoadedModel, inputs: torch.Tensor, backbone: Callable[...,
 
 def head(lm: LoadedModel, h: torch.Tensor) -> torch.Tensor:
     """The LM head in fp32: (rows, d) -> (rows, V)."""
-    logits = lm.model.get_output_embeddings()(h).float()  # (rows, V)
+    proj = lm.model.get_output_embeddings()
+    logits = proj(h.to(proj.weight.dtype) if lm.autocast_dtype is None else h).float()  # (rows, V)
     cfg = getattr(lm.model.config, "text_config", lm.model.config)
     if cap := getattr(cfg, "final_logit_softcapping", None):  # Gemma-2 style; argmax is unchanged by it
         logits = torch.tanh(logits / cap) * cap

@@ -18,6 +18,7 @@ from .tokens import text_sha256 as sha256_of_text
 from .version import __version__
 
 FORMAT_VERSION = 1
+HUB_FILENAME = "prototokens.safetensors"  # a proto-token file's name in a Hub repository, unless another is given
 
 
 @dataclass
@@ -73,51 +74,117 @@ class ProtoTokens:
         path = Path(path)
         e, m = self.e.detach().float().cpu().contiguous(), self.m.detach().float().cpu().contiguous()
         meta = self._meta()
-        meta["tensor_sha256"] = _tensor_digest(e, m)
-        atomic_write(
-            path, lambda tmp: save_file({"e": e, "m": m}, tmp, metadata={"prototok": json.dumps(meta, sort_keys=True)})
-        )
+        meta["tensor_sha256"] = digest = _tensor_digest(e, m)
+        raw = json.dumps(meta, sort_keys=True)
+        header = {"prototok": raw, CHECKSUM_KEY: _file_digest(raw, digest)}
+        atomic_write(path, lambda tmp: save_file({"e": e, "m": m}, tmp, metadata=header))
         return path
 
     @classmethod
+    def from_pretrained(
+        cls, repo_id: str, filename: str | None = None, *, revision: str | None = None, token: str | None = None
+    ) -> ProtoTokens:
+        """A proto-token file from a Hugging Face Hub model repository (or a local path, as transformers does),
+        checked exactly as load() checks a local file; decoding still refuses another model."""
+        from . import hub
+
+        if Path(repo_id).exists():
+            return cls.load(repo_id)
+        repo, inner, rev = hub.parse_ref(repo_id)
+        return cls.load(hub.download(repo, filename or inner or HUB_FILENAME, revision or rev, token))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        filename: str = "",
+        *,
+        private: bool | None = None,
+        revision: str | None = None,
+        token: str | None = None,
+        commit_message: str | None = None,
+    ) -> str:
+        """Save to a temporary file and commit it to Hub repository `repo_id` (created if missing) as
+        `filename` (default prototokens.safetensors); returns the commit's URL."""
+        import tempfile
+
+        from . import hub
+
+        repo, inner, rev = hub.parse_ref(repo_id)
+        name = filename or inner or HUB_FILENAME
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self.save(Path(tmp) / Path(name).name)
+            message = commit_message or f"prototok: {len(self)} text(s) for model {self.model} ({self.layout})"
+            return hub.upload({name: local}, repo, message=message, private=private, revision=revision or rev,
+                              token=token)  # fmt: skip
+
+    @classmethod
     def load(cls, path: str | Path) -> ProtoTokens:
+        """Read and check a file: its checksum (metadata and tensors), the type of every metadata field, and the
+        tensors' shapes against its texts. Anything else is a PrototokError naming the file.
+        hf://USER/REPO[/FILE][@REVISION] reads it from the Hugging Face Hub (FILE: prototokens.safetensors)."""
+        if isinstance(path, str) and path.startswith("hf://"):
+            return cls.from_pretrained(path)
         path = Path(path)
+        if path.exists() and not path.is_file():  # a folder; a FIFO would block the read forever
+            raise PrototokError(f"{path} is not a regular file")
         try:
             tensors = load_file(path)
 
             with safe_open(path, "pt") as f:
-                raw = (f.metadata() or {}).get("prototok")
+                header = f.metadata() or {}
         except FileNotFoundError:
             raise PrototokError(f"no such file: {path}") from None
-        except (SafetensorError, OSError, ValueError) as err:
-            raise PrototokError(f"{path} is not a readable proto-token file ({err})") from None
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise PrototokError(f"{path} is not a readable proto-token file ({_first_line(err)})") from None
+        raw = header.get("prototok")
         if raw is None or set(tensors) != {"e", "m"}:
             raise PrototokError(f"{path} is a safetensors file but not a prototok proto-token file")
         try:
             meta = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise PrototokError(f"{path} has corrupt prototok metadata") from None
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise PrototokError(
-                f"{path} has format version {meta['format_version']}; this prototok reads {FORMAT_VERSION}"
-            )
+        if not isinstance(meta, dict):
+            raise PrototokError(f"{path} has corrupt prototok metadata (a JSON {type(meta).__name__}, not an object)")
+        version = meta.get("format_version", 0)
+        if not _is_int(version):
+            raise PrototokError(f"{path} has corrupt prototok metadata (format_version {version!r})")
+        if version > FORMAT_VERSION:
+            raise PrototokError(f"{path} has format version {version}; this prototok reads {FORMAT_VERSION}")
         e, m = tensors["e"], tensors["m"]
-        if meta.get("tensor_sha256") != _tensor_digest(e, m):
+        if not (e.is_floating_point() and m.is_floating_point()):
+            raise PrototokError(f"{path} holds {e.dtype}/{m.dtype} tensors, not floating-point vectors")
+        digest = _tensor_digest(e, m)
+        if meta.get("tensor_sha256") != digest:
             raise PrototokError(f"{path} was modified after it was written (tensor checksum mismatch)")
+        # Files written since the checksum covers the metadata carry CHECKSUM_KEY beside the JSON. Files written
+        # before have only tensor_sha256 (inside the JSON): they still load, with their tensors checked as they
+        # always were and their metadata checked by type and bounds below (lengths against the model at decode).
+        stored = header.get(CHECKSUM_KEY)
+        if stored is not None and stored != _file_digest(raw, digest):
+            raise PrototokError(f"{path} was modified after it was written (metadata checksum mismatch)")
         known = {f for f in cls.__dataclass_fields__} - {"e", "m"}
         unknown = set(meta) - known - {"format_version", "prototok_version", "tensor_sha256"}
         if unknown:
             import warnings
 
             warnings.warn(f"{path}: ignoring unknown metadata keys {sorted(unknown)}", stacklevel=2)
-        try:
-            pt = cls(e=e, m=m, **{k: meta[k] for k in known if k in meta})
-        except TypeError as err:
-            raise PrototokError(f"{path} has incomplete metadata ({err})") from None
-        if e.shape[0] != len(pt.lengths) or m.shape[0] not in (1, len(pt.lengths)):
-            raise PrototokError(
-                f"{path}: tensor shapes {tuple(e.shape)}, {tuple(m.shape)} do not match {len(pt.lengths)} texts"
-            )
+        fields = {k: meta[k] for k in known if k in meta}
+        missing = sorted(k for k in _REQUIRED if k not in fields)
+        if missing:
+            raise PrototokError(f"{path} has incomplete metadata (missing {', '.join(missing)})")
+        for k, v in fields.items():
+            if not _FIELD_TYPES[k](v):
+                raise PrototokError(f"{path} has corrupt prototok metadata ({k} = {_short(v)})")
+        pt = cls(e=e, m=m, **fields)
+        n = len(pt.lengths)
+        if n == 0 or min(pt.lengths) < 1:
+            raise PrototokError(f"{path} has corrupt prototok metadata (lengths {_short(pt.lengths)})")
+        for k in ("accuracy", "steps", "text_sha256", "texts"):
+            v = getattr(pt, k)
+            if v is not None and k in fields and len(v) != n:
+                raise PrototokError(f"{path} has corrupt prototok metadata ({k} has {len(v)} entries for {n} texts)")
+        if e.ndim < 2 or e.shape[0] != n or m.shape[0] not in (1, n):
+            raise PrototokError(f"{path}: tensor shapes {tuple(e.shape)}, {tuple(m.shape)} do not match {n} texts")
         return pt
 
     def check_model(self, lm) -> None:
@@ -125,6 +192,69 @@ class ProtoTokens:
         check_made_for(
             lm, "these proto-tokens were made", self.model, self.model_fingerprint, self.tokenizer_fingerprint
         )
+        d = lm.hidden_size
+        if self.e.shape[-1] != d or (self.m.numel() and self.m.shape[-1] != d):
+            raise PrototokError(
+                f"these proto-tokens hold vectors of size {self.e.shape[-1]}; model '{lm.name}' takes {d}"
+            )
+        if max(self.lengths, default=0) > lm.max_positions:  # an edited file must not run 100000 positions
+            raise PrototokError(
+                f"these proto-tokens claim a text of {max(self.lengths)} tokens, more than the model's context "
+                f"({lm.max_positions})"
+            )
+
+
+CHECKSUM_KEY = "prototok_sha256"  # safetensors header key: sha256 of the metadata JSON and the tensor digest
+
+
+def _file_digest(raw_meta: str, tensor_digest: str) -> str:
+    """Covers the metadata exactly as stored (the JSON string) and the tensors (through their digest)."""
+    return hashlib.sha256(raw_meta.encode("utf-8") + b"\n" + tensor_digest.encode()).hexdigest()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _list_of(test):
+    return lambda v: isinstance(v, list) and all(test(x) for x in v)
+
+
+def _is_str(v) -> bool:
+    return isinstance(v, str)
+
+
+# What each metadata field must be; a file whose fields have other types is refused before anything uses them.
+_FIELD_TYPES = {
+    "layout": _is_str,
+    "lengths": _list_of(_is_int),
+    "model": _is_str,
+    "model_fingerprint": _is_str,
+    "tokenizer_fingerprint": _is_str,
+    "accuracy": _list_of(_is_num),
+    "steps": _list_of(_is_int),
+    "text_sha256": _list_of(_is_str),
+    "texts": lambda v: v is None or _list_of(_is_str)(v),
+    "recipe": _is_str,
+    "seed": _is_int,
+    "extra": lambda v: isinstance(v, dict),
+}
+_REQUIRED = ("layout", "lengths", "model", "model_fingerprint", "tokenizer_fingerprint", "accuracy", "steps",
+             "text_sha256")  # fmt: skip
 
 
 def _tensor_digest(e: torch.Tensor, m: torch.Tensor) -> str:

@@ -78,6 +78,10 @@ RECIPES: dict[str, Recipe] = {
     "fast-e50": Recipe(name="fast-e50", lr=0.05, e_scale=50.0, notes="paper's AdamW, lr 5e-2, e at 50x m's scale"),
 }
 DEFAULT_RECIPE = "fast-e50"
+RECIPE_HELP = (
+    f"NAME ({', '.join(RECIPES)}) or NAME:FIELD=VALUE,... to change fields of it, e.g. fast-e50:e_scale=30,"
+    "schedule=cosine (README, Recipes)"
+)
 
 
 def get_recipe(name: str, **overrides) -> Recipe:
@@ -85,3 +89,33 @@ def get_recipe(name: str, **overrides) -> Recipe:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe '{name}'; choose one of: {', '.join(RECIPES)}")
     return replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def parse_recipe(spec: str, **overrides) -> Recipe:
+    """'NAME' or 'NAME:field=value,field=value' (e.g. 'fast-e50:e_scale=30,schedule=cosine') -> a Recipe; then
+    `overrides` (None keeps the value). The one parser behind --recipe, the benches and config files.
+
+    Values are typed as the field is (betas as 'b1/b2'); an unknown name or field is a ValueError that lists
+    the legal ones. The resolved recipe keeps the base name, so its key ('fast-e50(e_scale=30.0)') says what
+    differs from the named recipe and stored rows never mix with the base recipe's.
+    """
+    name, _, body = spec.strip().partition(":")
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe '{name}'; choose one of: {', '.join(RECIPES)}")
+    base, given = RECIPES[name], {}
+    settable = {f.name: f for f in fields(Recipe) if f.compare and f.name != "name"}
+    for item in filter(None, (x.strip() for x in body.split(","))):
+        key, eq, value = item.partition("=")
+        if key not in settable or not eq:
+            raise ValueError(f"recipe field '{item}' is not FIELD=VALUE with FIELD one of: {', '.join(settable)}")
+        current = getattr(base, key)
+        try:
+            if isinstance(current, tuple):
+                given[key] = tuple(float(v) for v in value.split("/"))
+            elif isinstance(current, bool):
+                given[key] = value.lower() in ("1", "true", "yes")
+            else:
+                given[key] = type(current)(value)
+        except ValueError:
+            raise ValueError(f"recipe field {key}: cannot read '{value}' as {type(current).__name__}") from None
+    return replace(base, **given, **{k: v for k, v in overrides.items() if v is not None})

@@ -61,6 +61,9 @@ class Row:
     # greedy generation's token accuracy (cramming rows, layout "mem"; their `accuracy` is teacher-forced);
     # None for one-pass rows, whose decode is the fitter's own forward. Added after schema 1: see _migrate.
     gen_accuracy: float | None = None
+    # forward+backward evaluations the text took part in (the work it cost, whatever the optimiser); None for
+    # rows written before it was recorded. Added after schema 1: see _migrate.
+    evals: int | None = None
 
 
 _SQL_TYPES = {int: "INTEGER", float: "REAL", str: "TEXT", "int": "INTEGER", "float": "REAL", "str": "TEXT"}
@@ -121,26 +124,97 @@ def insert_many(db: sqlite3.Connection, sql: str, values: list[tuple]) -> int:
     return db.total_changes - before
 
 
-class Store:
-    """Open (creating if needed) a results database. Use as a context manager or call close()."""
+def proto_dir_for(db: str | Path) -> Path:
+    """The folder beside a database that holds its proto-token files: `<db stem>.protos/`."""
+    db = Path(db)
+    return db.parent / f"{db.stem}.protos"
 
-    def __init__(self, path: str | Path):
+
+class Store:
+    """Open (creating if needed) a results database. Use as a context manager or call close().
+
+    readonly=True opens an existing database for reading only (the report): nothing is created or migrated, and
+    a database on a read-only filesystem can be read. A database that is neither empty nor ours (SQLite tables
+    of something else, no `runs` table of our columns) is refused rather than adopted. Read-only, a database
+    that does not exist or has no tables reads as an empty one, and nothing is created."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        self._absent: list[str] = []  # columns of Row a read-only, older database lacks (read as None)
         try:
-            # isolation_level=None: no implicit transactions; each add() is one explicit BEGIN ... COMMIT
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            if readonly:
+                self.db = self._connect_readonly()
+            else:
+                if str(path) != ":memory:":
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                # isolation_level=None: no implicit transactions; each add() is one explicit BEGIN ... COMMIT
+                self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
+            self._check_ours()
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise PrototokError(f"{self.path} has schema version {version}; this prototok reads {SCHEMA_VERSION}")
+            if readonly:
+                have = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
+                if not have:  # no database yet, or an empty one: no rows, read from an empty one in memory
+                    self.db.close()
+                    self.db = sqlite3.connect(":memory:", isolation_level=None)
+                    self.db.row_factory = sqlite3.Row
+                    self.db.execute(_CREATE)
+                self._absent = [c for c in _COLUMNS if c not in have] if have else []
+                return
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
             self.db.execute(_CREATE)
             self._migrate()
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as err:
             raise PrototokError(f"{self.path} is not a usable results database ({err})") from None
+        except OSError as err:
+            raise PrototokError(f"cannot create the results database {self.path}: {err.strerror or err}") from None
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Read without writing anything, not even SQLite's -wal/-shm files. With no -wal beside it the database
+        is closed and whole: immutable=1 reads it as is (on a read-only filesystem too). With one (a run is
+        writing, or one was killed), mode=ro reads its committed rows; immutable=1 when that cannot open (a
+        read-only filesystem, where nobody can be writing)."""
+        if not self.path.exists():
+            return sqlite3.connect(":memory:", isolation_level=None)  # nothing stored yet; nothing is created
+        if not self.path.is_file():
+            raise PrototokError(f"{self.path} is not a regular file, not a results database")
+        uri = self.path.resolve().as_uri()
+        if not Path(f"{self.path}-wal").exists():
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60, isolation_level=None)
+            db.execute("SELECT 1 FROM sqlite_master").fetchall()
+            return db
+        except sqlite3.OperationalError:
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+    def _check_ours(self) -> None:
+        """Refuse a foreign SQLite database: tables of something else, or a `runs` table without our key."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {t for t in tables if not t.startswith("sqlite_")}
+        if not tables:
+            return
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")} if "runs" in tables else set()
+        if not set(KEY) <= have:
+            shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+            raise PrototokError(
+                f"{self.path} is an SQLite database of something else (tables: {shown}), not prototok results; "
+                "use another --db"
+            )
+
+    def proto_file(self, rel: str) -> Path:
+        """The proto-token file a row points at (its `proto_path`), refused unless it lies inside proto_dir: a
+        path read from a database must not open files elsewhere."""
+        root = self.proto_dir.resolve()
+        path = (self.path.parent / rel).resolve()
+        if not path.is_relative_to(root):
+            raise PrototokError(f"{self.path}: a row points at {rel}, outside {self.proto_dir}")
+        return path
 
     def _migrate(self) -> None:
         """Columns added to Row since a database was created are added to it, empty (NULL): an old database
@@ -152,7 +226,7 @@ class Store:
 
     @property
     def proto_dir(self) -> Path:
-        return self.path.parent / f"{self.path.stem}.protos"
+        return proto_dir_for(self.path)
 
     def __enter__(self) -> Store:
         return self
@@ -176,7 +250,8 @@ class Store:
             raise ValueError(f"unknown column(s) {sorted(bad)}; columns: {', '.join(_COLUMNS)}")
         clause = " AND ".join(f"{k} = ?" for k in where)
         sql = "SELECT * FROM runs" + (f" WHERE {clause}" if clause else "") + " ORDER BY id"
-        return [dict(r) for r in self.db.execute(sql, tuple(where.values()))]
+        absent = dict.fromkeys(self._absent)
+        return [dict(r) | absent for r in self.db.execute(sql, tuple(where.values()))]
 
     def done(self, **where) -> set[tuple]:
         """Keys (as tuples in KEY order) of the rows matching the filters."""
@@ -204,6 +279,20 @@ class Store:
         clause = " AND ".join(f"{k} = ?" for k in where)
         sql = "SELECT * FROM geometry" + (f" WHERE {clause}" if clause else "") + " ORDER BY id"
         return [dict(r) | {"value": json.loads(r["value"])} for r in self.db.execute(sql, tuple(where.values()))]
+
+    TABLES = ("runs", "geometry")
+
+    def export(self, table: str) -> tuple[list[str], list[dict]]:
+        """(column names, rows) of one table as stored, for `prototok export`: every column, in insertion order;
+        geometry's `value` stays its JSON text. A table not created yet exports as its columns and no rows."""
+        if table == "runs":
+            return ["id", *_COLUMNS], self.rows()
+        if table == "geometry":
+            cols = ["id", *GEOMETRY_KEY, "model_fingerprint", "value", "created"]
+            if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'geometry'").fetchone():
+                return cols, []
+            return cols, [dict(r) for r in self.db.execute("SELECT * FROM geometry ORDER BY id")]
+        raise PrototokError(f"unknown table '{table}': use one of {', '.join(self.TABLES)}")
 
     def check_model(self, model: str, fingerprint: str) -> None:
         """A model name must keep meaning the same weights, else old rows would mix with new ones."""

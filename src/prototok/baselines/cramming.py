@@ -1,22 +1,34 @@
 """The autoregressive baseline: "cramming" a text into K [mem] vectors (Kuratov et al., arXiv 2502.13063).
 
-The frozen model reads [mem_1 .. mem_K, t_0 .. t_{N-2}] and is trained teacher-forced: the output at the last
-mem position predicts t_0, the output at t_{i-1} predicts t_i. Decoding is greedy generation from [mem] alone,
-one token per forward with a KV cache, so a text costs N forwards where proto-tokens cost one.
+Two methods, each under its own name, key and file layout, so their rows never mix:
 
-Kept from the paper's code (yurakuratov/hidden_capacity, train.py): AdamW lr 1e-2, betas (0.9, 0.9), weight
-decay 0.01, init randn * std(input embedding table), 5000 steps, stop at accuracy 1.0 or after 2000 steps
-without a better accuracy. Changed: no BOS (mem takes its place and predicts t_0, as proto-tokens do); the kept
-vectors are the ones that scored best, not the ones after the following optimiser step; texts are batched
-(right padding, padded targets ignored) with a step count per text, so a text's trajectory does not depend on
-its batch; and greedy accuracy is reported beside teacher-forced accuracy, which can hide a greedy collapse.
+- `Cramming` (method "cram", recipe key "hc-cram(...)", layout "hc-mem"): the baseline as its code
+  (yurakuratov/hidden_capacity, model.py and train.py) runs it. The model reads [mem_1..mem_K, BOS, t_1..t_N]
+  when the tokenizer adds a BOS by default (hidden_capacity tokenizes with the tokenizer's defaults), else
+  [mem_1..mem_K, t_1..t_N]; the logits at the mem positions are dropped, and the text positions are supervised
+  with the one-token shift: t_1..t_N predicted from BOS..t_{N-1} with a BOS, t_2..t_N from t_1..t_{N-1} without
+  one (t_1 is then given: it is stored in the file and fed when decoding). Capacity is judged on that
+  teacher-forced accuracy (the fraction of supervised positions whose argmax is right, train.py's
+  calculate_accuracy); greedy generation's accuracy over the same positions is kept as `gen_accuracy`.
+  A text takes max_steps forward passes at most, as train.py's `for _ in range(num_iterations)`.
+- `SinkCramming` (method "cram-sink", recipe key "cram(...)", layout "mem"): prototok's earlier variant, kept
+  so rows stored before keep their meaning. No BOS: the output at the last mem position (the attention sink
+  with K = 1) predicts t_1; decoded by greedy generation from [mem] alone and judged on it.
+
+Both keep train.py's optimiser and stop rule: AdamW lr 1e-2, betas (0.9, 0.9), weight decay 0.01, init randn *
+std(input embedding table), 5000 steps, stop at accuracy 1.0 or after 2000 steps without a better accuracy.
+Deliberate differences (README, "Fidelity"): the kept vectors are the ones that scored best, not the ones after
+the following optimiser step (train.py reads `memory` after `opt.step()`; the best accuracy it reports is the
+same); texts are batched (right padding, padded targets ignored) with a step count per text, so a text's
+trajectory does not depend on its batch; each text's init is drawn from its own stream (seed, sample), not
+from the global torch RNG; prototok's length counts text tokens, hidden_capacity's max_length counts the BOS too.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
 import torch
@@ -29,7 +41,40 @@ from ..onepass import embed_scale, scores
 from ..protofile import ProtoTokens
 from ..recipes import Recipe
 
-MEM_LAYOUT = "mem"  # the proto-token file layout of cramming results: e holds (T, K, d), m is empty (1, 0)
+MEM_LAYOUT = "mem"  # file layout of SinkCramming results: e holds (T, K, d), m is empty (1, 0)
+HC_LAYOUT = "hc-mem"  # file layout of Cramming (hidden_capacity's) results: the same tensors, plus BOS / t_1
+HC_LENGTHS = (1568, 2048)  # hidden_capacity's grid goes on past 1448 (train.py's default ends at 1568;
+# its scripts/run_llama-3.1-8b.sh lists 1280 1568 2048 2560 3072): prototok's grid for the baseline adds these
+
+
+def added_bos(lm: LoadedModel) -> int | None:
+    """The BOS id the tokenizer puts in front of a text by default, or None: hidden_capacity tokenizes with the
+    tokenizer's defaults (train.py: `tokenizer(suffix_text, ...)`), so Llama-3 gets a BOS and Pythia, SmolLM2
+    (which name a BOS token but do not add it) do not. The same rule decides H_LM's first token."""
+    bos = getattr(lm.tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    ids = lm.tokenizer("a")["input_ids"]
+    return bos if ids and ids[0] == bos else None
+
+
+class Targets(list):
+    """The tokens a text's loss supervises (so run_slots' accuracy is right over supervised positions only),
+    with `lead`, the tokens fed before them and not supervised: [BOS], or [t_1] when there is no BOS; [] for
+    the sink variant, whose last mem position predicts the first target."""
+
+    def __init__(self, targets: list[int], lead: list[int]):
+        super().__init__(targets)
+        self.lead = list(lead)
+
+
+def hc_targets(tokens: list[int], bos: int | None) -> Targets:
+    """hidden_capacity's supervision of a text: all N tokens after a BOS, else t_2..t_N after a given t_1."""
+    if bos is not None:
+        return Targets(tokens, [bos])
+    if len(tokens) < 2:
+        raise PrototokError("without a BOS token the first token is given: a text needs at least 2 tokens")
+    return Targets(tokens[1:], tokens[:1])
 
 
 @dataclass(frozen=True)
@@ -80,10 +125,10 @@ class CramResult:
     index: int  # position in the input list
     tokens: list[int]
     mem: torch.Tensor  # (K, d) on CPU, in the embedding table's space (scaled like proto-tokens)
-    accuracy: float  # teacher-forced token accuracy of the kept solution
-    gen_accuracy: float  # greedy generation: fraction of positions where the generated token is the text's
-    gen_prefix: int  # greedy generation: tokens right before the first error
-    generated: list[int]  # greedy generation, N tokens
+    accuracy: float  # teacher-forced token accuracy of the kept solution, over the supervised positions
+    gen_accuracy: float  # greedy generation: fraction of the supervised positions generated right
+    gen_prefix: int  # greedy generation: tokens right before the first error (a given t_1 counts as right)
+    generated: list[int]  # the text read back by greedy generation, N tokens (a given t_1 first)
     steps: int  # optimiser steps taken before the kept solution
     loss: float  # teacher-forced cross-entropy (nats/token) of the kept solution
     seconds: float  # wall time the text spent in the fitter
@@ -93,19 +138,25 @@ class CramResult:
 def teacher_forced_inputs(
     lm: LoadedModel, mem: torch.Tensor, token_lists: list[list[int]]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """mem (B, K, d) -> inputs (B, K + N_max - 1, d) and targets (B, K + N_max - 1), right-padded.
+    """mem (B, K, d) -> inputs (B, K + L_max - 1, d) and targets (B, K + L_max - 1), right-padded.
 
-    The last token is never an input (nothing after it is supervised). Padded inputs are token 0 and never
-    read by a real position under the causal mask; their targets are IGNORE.
+    A text is its lead (Targets.lead: [BOS], [t_1] or nothing; a plain list has none) and its targets T; the
+    model reads [mem, lead + T without its last token], and position K + len(lead) - 1 + j predicts T[j]: the
+    last lead token predicts T[0], or with no lead the last mem position does (the sink variant). The logits
+    at the other mem positions are never supervised. Padded inputs are token 0 and never read by a real
+    position under the causal mask; their targets are IGNORE.
     """
     b, k, _ = mem.shape
-    n_max = max(len(t) for t in token_lists)
+    leads = [getattr(t, "lead", []) for t in token_lists]
+    fulls = [lead + list(t) for lead, t in zip(leads, token_lists)]
+    n_max = max(len(f) for f in fulls)
     ids = torch.zeros(b, n_max - 1, dtype=torch.long)
     targets = torch.full((b, k + n_max - 1), IGNORE, dtype=torch.long)
-    for i, toks in enumerate(token_lists):
-        ids[i, : len(toks) - 1] = torch.tensor(toks[:-1], dtype=torch.long)
-        targets[i, k - 1 : k - 1 + len(toks)] = torch.tensor(toks, dtype=torch.long)
-    text = lm.model.get_input_embeddings()(ids.to(lm.device))  # (B, N_max - 1, d), already scaled (Gemma)
+    for i, (lead, full) in enumerate(zip(leads, fulls)):
+        ids[i, : len(full) - 1] = torch.tensor(full[:-1], dtype=torch.long)
+        start = k + len(lead) - 1
+        targets[i, start : start + len(full) - len(lead)] = torch.tensor(full[len(lead) :], dtype=torch.long)
+    text = lm.model.get_input_embeddings()(ids.to(lm.device))  # (B, L_max - 1, d), already scaled (Gemma)
     x = torch.cat([mem * embed_scale(lm), text.to(mem.dtype)], dim=1)  # (B, K + N_max - 1, d)
     return x, targets.to(lm.device)
 
@@ -119,15 +170,21 @@ def teacher_forced_scores(
 
 
 @torch.no_grad()
-def greedy_generate(lm: LoadedModel, mem: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-    """Greedy decoding from [mem] (B, K, d) with a KV cache: (B, max_new_tokens) token ids.
+def greedy_generate(
+    lm: LoadedModel, mem: torch.Tensor, max_new_tokens: int, lead: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Greedy decoding from [mem] (B, K, d), then the lead tokens (B, l) if given (BOS, or a given t_1), with a
+    KV cache: (B, max_new_tokens) token ids.
 
-    Every row's prompt is exactly K vectors, so a batch needs no padding or attention mask. Our own loop rather
-    than model.generate: no generation_config (sampling flags, EOS stop, repetition penalty) can change it.
+    Every row's prompt is exactly K + l vectors, so a batch needs no padding or attention mask. Our own loop
+    rather than model.generate: no generation_config (sampling flags, EOS stop, repetition penalty) can change it.
     """
     dtype = lm.autocast_dtype or torch.float32
+    x = mem.to(lm.device) * embed_scale(lm)
+    if lead is not None and lead.shape[1]:
+        x = torch.cat([x, lm.model.get_input_embeddings()(lead.to(lm.device)).to(x.dtype)], dim=1)
     with torch.autocast(lm.device.type, dtype=dtype, enabled=lm.autocast_dtype is not None):
-        out = lm.model(inputs_embeds=mem.to(lm.device) * embed_scale(lm), use_cache=True, logits_to_keep=1)
+        out = lm.model(inputs_embeds=x, use_cache=True, logits_to_keep=1)
         tok = out.logits[:, -1].argmax(-1)  # (B,)
         toks = [tok]
         for _ in range(max_new_tokens - 1):
@@ -164,9 +221,12 @@ def cram(
     batch_size: int = 8,
     progress: Callable[[Progress], None] | None = None,
     init_ids: list[int] | None = None,
+    hc: bool = False,
 ) -> list[CramResult]:
     """Train K [mem] vectors per text; results in input order, each with teacher-forced and greedy accuracy.
 
+    hc=False: the sink variant (mem predicts t_1). hc=True: hidden_capacity's input and targets (see the module
+    docstring): BOS when the tokenizer adds one, else t_1 given; at most max_steps forward passes per text.
     The continuous batcher of prototok.fit (run_slots): a text leaves its slot when solved, out of steps or out
     of patience, and the next takes it. Each text draws its init from its own stream (seed, init_ids[i]; by
     default its index), so an experiment can make a text's vectors depend on its key, not on its batch.
@@ -174,7 +234,9 @@ def cram(
     cfg = config or CramConfig()
     if not token_lists or any(len(t) == 0 for t in token_lists):
         raise PrototokError("nothing to cram: every text needs at least one token")
-    longest = cfg.num_mem + max(len(t) for t in token_lists) - 1
+    bos = added_bos(lm) if hc else None
+    targets = [hc_targets(list(t), bos) for t in token_lists] if hc else [list(t) for t in token_lists]
+    longest = cfg.num_mem + max(len(t) + len(getattr(t, "lead", [])) for t in targets) - 1
     if longest > lm.max_positions:
         raise PrototokError(f"mem + text need {longest} positions, more than the model's context ({lm.max_positions})")
     d, k, dev = lm.hidden_size, cfg.num_mem, lm.device
@@ -199,29 +261,34 @@ def cram(
     def keep(s: int) -> tuple:
         return (mem_rows(torch.tensor([s], device=dev))[0].detach().cpu(),)
 
+    recipe = cfg.recipe()
+    if hc:  # run_slots scores max_steps + 1 times; train.py runs num_iterations forward passes
+        recipe = replace(recipe, max_steps=max(cfg.max_steps - 1, 0))
     kept = run_slots(
         Slots(params, [cfg.first_scale, 1.0][: len(params)], init, score, keep),
-        token_lists,
-        cfg.recipe(),
+        targets,
+        recipe,
         seed=seed,
         init_ids=init_ids,
         patience=cfg.patience,  # steps without a better accuracy, as the paper's code counts them
         progress=progress,
     )
     mems = torch.stack([kp.state[0] for kp in kept])  # (T, K, d)
-    generated = generate_tokens(lm, mems, [len(t) for t in token_lists], batch_size)
+    leads = [getattr(t, "lead", []) for t in targets]
+    generated = generate_tokens(lm, mems, [len(t) for t in targets], batch_size, leads)
     results = []
     for i, kp in enumerate(kept):
-        gen_acc, prefix = generation_scores(generated[i], token_lists[i])
+        gen_acc, prefix = generation_scores(generated[i], list(targets[i]))  # over the supervised positions
+        given = [] if bos is not None else leads[i]  # a given t_1 is part of the text read back
         results.append(
             CramResult(
                 i,
-                token_lists[i],
+                list(token_lists[i]),
                 kp.state[0],
                 kp.accuracy,
                 gen_acc,
-                prefix,
-                generated[i],
+                prefix + len(given),
+                given + generated[i],
                 kp.steps,
                 kp.loss,
                 kp.seconds,
@@ -231,28 +298,53 @@ def cram(
     return results
 
 
-def generate_tokens(lm: LoadedModel, mems: torch.Tensor, lengths: list[int], batch_size: int = 8) -> list[list[int]]:
-    """Greedy generation for every text: mems (T, K, d) -> T token lists of the given lengths."""
+def generate_tokens(
+    lm: LoadedModel,
+    mems: torch.Tensor,
+    lengths: list[int],
+    batch_size: int = 8,
+    leads: list[list[int]] | None = None,
+) -> list[list[int]]:
+    """Greedy generation for every text: mems (T, K, d) -> T token lists of the given lengths, each generated
+    after its lead tokens (all leads of one length: [BOS], [t_1] or none)."""
     out: list[list[int]] = []
+    leads = leads or [[] for _ in lengths]
     for i in range(0, mems.shape[0], batch_size):
         chunk = lengths[i : i + batch_size]
-        gen = greedy_generate(lm, mems[i : i + batch_size], max(chunk))
+        lead = torch.tensor(leads[i : i + batch_size], dtype=torch.long).view(len(chunk), -1)
+        gen = greedy_generate(lm, mems[i : i + batch_size], max(chunk), lead)
         out += [row[:n] for row, n in zip(gen.tolist(), chunk)]
     return out
 
 
+def _key(prefix: str, cfg: CramConfig) -> str:
+    """'PREFIX(num_mem=K)' plus the fields that differ from the paper's defaults, e.g. 'cram(num_mem=1,lr=0.1)'."""
+    base = CramConfig()
+    diff = [f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if getattr(cfg, f.name) != getattr(base, f.name)]
+    return f"{prefix}({','.join([f'num_mem={cfg.num_mem}'] + [x for x in diff if not x.startswith('num_mem=')])})"
+
+
 @dataclass(frozen=True)
-class Cramming:
-    """The cramming baseline as a prototok method (see methods.py): files of layout "mem", decoded greedily."""
+class SinkCramming:
+    """prototok's earlier cramming variant as a method (see methods.py): no BOS, the last mem position predicts
+    t_1; files of layout "mem", decoded greedily from [mem] alone and judged on that. Its rows keep the recipe
+    key "cram(num_mem=K,...)" they always had."""
 
     config: CramConfig = CramConfig()
-    name: ClassVar[str] = "cram"
+    name: ClassVar[str] = "cram-sink"
+    warm: ClassVar[str] = "cold"  # its capacity walk always starts cold
+    warm_starts: ClassVar[bool] = False
     judged_on: ClassVar[str] = "gen_accuracy"  # greedy generation: what reading the text back gives
     file_layout: ClassVar[str] = MEM_LAYOUT
     shares: ClassVar[bool] = False
+    autoregressive: ClassVar[bool] = True  # decoded one forward per token
+    capacity_statistic: ClassVar[str] = "max"  # per sample, then the max over samples (as one-pass)
+    longer_lengths: ClassVar[tuple[int, ...]] = ()
+    key_prefix: ClassVar[str] = "cram"
+    hc: ClassVar[bool] = False
 
     @classmethod
-    def from_options(cls, *, lr=None, steps=None, init_scale=None, num_mem=1, first_scale=1.0, **_) -> Cramming:
+    def from_options(cls, *, lr=None, steps=None, init_scale=None, num_mem=1, first_scale=1.0, **_):
         """From the command line's options: --lr, --steps, --init-scale override the paper's values; --recipe
         and --layout do not apply."""
         overrides = {k: v for k, v in (("lr", lr), ("max_steps", steps), ("init_scale", init_scale)) if v is not None}
@@ -260,18 +352,13 @@ class Cramming:
 
     @property
     def key(self) -> str:
-        """'cram(num_mem=K)' plus the fields that differ from the paper's defaults, e.g. 'cram(num_mem=1,lr=0.1)'."""
-        base, cfg = CramConfig(), self.config
-        diff = [
-            f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if getattr(cfg, f.name) != getattr(base, f.name)
-        ]
-        return f"cram({','.join([f'num_mem={cfg.num_mem}'] + [x for x in diff if not x.startswith('num_mem=')])})"
+        return _key(self.key_prefix, self.config)
 
     def positions(self, layout: str, n: int) -> int:
-        return self.config.num_mem + n - 1
+        return self.config.num_mem + n - (0 if self.hc else 1)  # hc: room for a BOS
 
     def layout_for(self, layout: str) -> str:
-        return MEM_LAYOUT
+        return self.file_layout
 
     @property
     def max_steps(self) -> int:
@@ -298,40 +385,81 @@ class Cramming:
         process_group=None,
     ) -> list[CramResult]:
         if share != "none":
-            raise PrototokError("cramming has no shared vectors: use --share none with --method cram")
+            raise PrototokError(f"cramming has no shared vectors: use --share none with --method {self.name}")
         return cram(lm, token_lists, self.config, seed=seed, batch_size=batch_size, progress=progress,
-                    init_ids=init_ids)  # fmt: skip
+                    init_ids=init_ids, hc=self.hc)  # fmt: skip
 
     def file_fields(self, results: list[CramResult], layout: str, share: str) -> dict:
         cfg = self.config
+        extra = {
+            "num_mem": cfg.num_mem,
+            "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+            "gen_accuracy": [r.gen_accuracy for r in results],
+        }
         return {
             "e": torch.stack([r.mem for r in results]),  # (T, K, d)
             "m": torch.zeros(1, 0),
-            "layout": MEM_LAYOUT,
-            "extra": {
-                "num_mem": cfg.num_mem,
-                "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-                "gen_accuracy": [r.gen_accuracy for r in results],
-            },
+            "layout": self.file_layout,
+            "extra": extra | (self.lead_fields(results) if self.hc else {}),
         }
 
     @staticmethod
+    def lead_fields(results: list[CramResult]) -> dict:
+        return {}
+
+    @staticmethod
     def decode(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
-        """Greedy generation of every text in the file."""
+        """Greedy generation of every text in the file, from [mem] alone."""
         return generate_tokens(lm, mem_of(proto).to(lm.device), proto.lengths, batch_size)
 
     def row_columns(self, results: list[CramResult]) -> dict[str, list]:
         return {"gen_accuracy": [r.gen_accuracy for r in results]}
 
 
+@dataclass(frozen=True)
+class Cramming(SinkCramming):
+    """The cramming baseline as hidden_capacity runs it (module docstring), as a prototok method: files of
+    layout "hc-mem" (with the BOS id, or each text's given t_1), rows keyed "hc-cram(num_mem=K,...)", capacity
+    judged on teacher-forced accuracy and summarized as the largest length whose mean best accuracy over texts
+    reaches the threshold; greedy generation's accuracy is stored beside it (gen_accuracy)."""
+
+    name: ClassVar[str] = "cram"
+    warm: ClassVar[str] = "cold"  # its capacity walk always starts cold
+    warm_starts: ClassVar[bool] = False
+    judged_on: ClassVar[str] = "accuracy"  # teacher-forced, as train.py's calculate_accuracy
+    file_layout: ClassVar[str] = HC_LAYOUT
+    capacity_statistic: ClassVar[str] = "mean-accuracy"  # largest length whose mean best accuracy >= threshold
+    longer_lengths: ClassVar[tuple[int, ...]] = HC_LENGTHS
+    key_prefix: ClassVar[str] = "hc-cram"
+    hc: ClassVar[bool] = True
+
+    @staticmethod
+    def lead_fields(results: list[CramResult]) -> dict:
+        """What decoding needs besides mem: generation starts from [mem, BOS], or [mem, t_1] (t_1 given)."""
+        return {"first_tokens": [r.tokens[0] for r in results]}
+
+    @staticmethod
+    def decode(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
+        """Greedy generation of every text after [mem, BOS], or after [mem, t_1] with t_1 given (then part of
+        the text read back) when the tokenizer adds no BOS."""
+        mems, bos = mem_of(proto).to(lm.device), added_bos(lm)
+        if bos is not None:
+            return generate_tokens(lm, mems, proto.lengths, batch_size, [[bos]] * len(proto))
+        first = proto.extra.get("first_tokens")
+        if not isinstance(first, list) or len(first) != len(proto):
+            raise PrototokError(f"a '{HC_LAYOUT}' file for a model without BOS needs extra['first_tokens'], one a text")
+        gen = generate_tokens(lm, mems, [n - 1 for n in proto.lengths], batch_size, [[t] for t in first])
+        return [[t, *g] for t, g in zip(first, gen)]
+
+
 def mem_of(proto: ProtoTokens) -> torch.Tensor:
     """The (T, K, d) mem vectors of a cramming file, after checking it is one."""
-    if proto.layout != MEM_LAYOUT:
+    if proto.layout not in (MEM_LAYOUT, HC_LAYOUT):
         raise PrototokError(f"layout '{proto.layout}' is one-pass proto-tokens, not cramming [mem] vectors")
     e, k = proto.e, proto.extra.get("num_mem")
     if e.ndim != 3 or e.shape[0] != len(proto) or e.shape[1] != k or proto.m.numel() != 0:
         raise PrototokError(
-            f"a '{MEM_LAYOUT}' file needs e of shape (T, K, d) with K = num_mem = {k} and an empty m; "
+            f"a '{proto.layout}' file needs e of shape (T, K, d) with K = num_mem = {k} and an empty m; "
             f"got e {tuple(e.shape)}, m {tuple(proto.m.shape)}"
         )
     return e

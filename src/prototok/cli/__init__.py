@@ -6,6 +6,7 @@ options.py holds what they share. This file only assembles them and turns errors
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -14,29 +15,86 @@ from ..errors import PrototokError
 from .encode import decode, demo, encode
 from .encoder import encoder
 from .experiments import ablate, capacity, geometry
-from .options import EXIT_BAD_INPUT
+from .options import EXIT_BAD_INPUT, config_option
 from .report import report
+from .share import export, push
+
+DEBUG_ENV = "PROTOTOK_DEBUG"
+
+
+def _debug(ctx: click.Context | None) -> bool:
+    """--debug, or PROTOTOK_DEBUG set to anything but "", "0", "false", "no": tracebacks instead of one line."""
+    if ctx is not None and ctx.find_root().meta.get("prototok.debug"):
+        return True
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _fail(message: str) -> None:
+    """The exit-2 contract: one line on stderr (a multi-line message keeps its first line), status 2."""
+    lines = [x.strip() for x in str(message).strip().splitlines() if x.strip()]
+    click.echo(f"prototok: error: {lines[0] if lines else 'bad input'}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _usage(err: click.UsageError) -> None:
+    """A click usage error as one line (click's own display prints usage, a hint and the error: 3+ lines)."""
+    hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+    _fail(err.format_message().replace("\n", " ") + hint)
 
 
 class _Group(click.Group):
-    """Turns user errors into one line on stderr and exit status 2; Ctrl-C into 130."""
+    """Turns user errors into one line on stderr and exit status 2; Ctrl-C into 130. With --debug (or
+    PROTOTOK_DEBUG=1) the traceback is shown instead.
+
+    Bad input is a PrototokError, a ValueError, an OSError (a file or folder that cannot be read or written) or a
+    click usage error; anything else is a bug in prototok and keeps its traceback."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as err:  # options of the group itself: `prototok --bogus`
+            if type(err).__name__ == "NoArgsIsHelpError" or _debug(None):
+                raise  # bare `prototok`: click prints the help
+            _usage(err)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (PrototokError, ValueError) as err:
-            click.echo(f"prototok: error: {err}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+        except click.UsageError as err:
+            if _debug(ctx) or type(err).__name__ == "NoArgsIsHelpError":
+                raise
+            _usage(err)
+        except (PrototokError, ValueError, OSError) as err:
+            if _debug(ctx) or isinstance(err, BrokenPipeError):  # `| head`: click's own quiet handling
+                raise
+            _fail(str(err) or type(err).__name__)
         except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
             click.echo("prototok: interrupted", err=True)
             sys.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="prototok")
-def main() -> None:
+@click.option(
+    "--debug", is_flag=True, help=f"show the traceback of an error instead of one line (or set {DEBUG_ENV}=1)"
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Encode a text into two proto-token vectors; a frozen LM writes it back in one forward pass."""
+    ctx.meta["prototok.debug"] = debug
 
 
-for _cmd in (encode, decode, demo, capacity, ablate, geometry, report, encoder):
+def _with_config(cmd: click.Command) -> None:
+    """--config FILE on every command (not on groups): option values from a file, flags override."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _with_config(sub)
+    elif not any(p.name == "config" for p in cmd.params):
+        cmd.params.append(config_option())
+
+
+for _cmd in (encode, decode, demo, capacity, ablate, geometry, report, export, push, encoder):
+    _with_config(_cmd)
     main.add_command(_cmd)

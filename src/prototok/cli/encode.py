@@ -8,9 +8,19 @@ import sys
 import click
 
 from ..errors import PrototokError
-from ..models import DEFAULT_MODEL
+from ..files import check_output_file
 from ..recipes import DEFAULT_RECIPE
-from .options import EXIT_NOT_RECONSTRUCTED, EXIT_OK, fit_options, model_options, progress_bar, read_texts
+from .options import (
+    EXIT_NOT_RECONSTRUCTED,
+    EXIT_OK,
+    check_utf8,
+    fit_options,
+    load_model_from,
+    model_options,
+    model_options_with,
+    progress_bar,
+    read_texts,
+)
 
 
 @click.command()
@@ -44,6 +54,8 @@ def encode(
     output,
     model,
     device,
+    dtype,
+    revision,
     layout,
     recipe,
     lr,
@@ -64,12 +76,12 @@ def encode(
     With --encoder, a trained encoder gives them in one pass instead (optionally refined by --refine steps).
     """
     from ..encode import encode as run_encode
-    from ..models import load_model
-    from ..recipes import get_recipe
+    from ..recipes import parse_recipe
 
+    check_output_file(output, "-o")  # before any loading or fitting
     texts = read_texts(text, files)
-    rec = get_recipe(recipe, lr=lr, max_steps=steps, init_scale=init_scale)
-    lm = load_model(model or DEFAULT_MODEL, device)
+    rec = parse_recipe(recipe, lr=lr, max_steps=steps, init_scale=init_scale)
+    lm = load_model_from(locals())
     update, bar = progress_bar(len(texts), "encode")
     try:
         if encoder:
@@ -110,16 +122,16 @@ DEMO_TEXT = "The cat sat on the mat and looked out of the window."
 @click.option(
     "-o", "--output", default="demo.safetensors", show_default=True, type=click.Path(), help="proto-token file"
 )
-def demo(model, device, text, output):
+def demo(model, device, dtype, revision, text, output):
     """Round trip: encode a sample sentence into two vectors, write it back in one forward pass."""
     import time
 
     from ..decode import decode as run_decode
     from ..encode import encode as run_encode
-    from ..models import load_model
 
+    check_output_file(output, "-o")  # before any loading or fitting
     t0 = time.perf_counter()
-    lm = load_model(model or DEFAULT_MODEL, device)
+    lm = load_model_from(locals())
     click.echo(
         f"model {lm.name} loaded in {time.perf_counter() - t0:.1f} s; fitting e and m "
         f"({DEFAULT_RECIPE} recipe, {lm.hidden_size} numbers each)"
@@ -141,19 +153,48 @@ def demo(model, device, text, output):
 
 
 @click.command()
-@click.argument("file", type=click.Path())
-@model_options
+@click.argument("file")
+@model_options_with("the model FILE was made for, when loading it fetches and converts nothing (see above)")
 @click.option("--reference", multiple=True, help="the expected text (repeat per text) to report token accuracy")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
-def decode(file, model, device, reference, as_json):
-    """Write back the text(s) stored in FILE with one forward pass."""
+@click.option(
+    "--trust-file-model",
+    is_flag=True,
+    help="without --model: load the model FILE names even if that fetches it from the Hub or converts a GGUF",
+)
+def decode(file, model, device, dtype, revision, reference, as_json, trust_file_model):
+    """Write back the text(s) stored in FILE with one forward pass.
+
+    FILE is a proto-token file, or hf://USER/REPO[/NAME.safetensors][@REVISION] on the Hugging Face Hub
+    (NAME defaults to prototokens.safetensors; see `prototok push`).
+
+    Without --model, the model FILE was made for is loaded (one line on stderr says so) when that needs no
+    download and no conversion: a local Hugging Face folder, or a built-in name or .gguf already converted in
+    the cache. Anything else needs --model, or --trust-file-model.
+    """
+    import warnings
+
     from ..decode import decode as run_decode
+    from ..models import file_model_refusal
     from ..protofile import ProtoTokens
 
-    proto = ProtoTokens.load(file)
+    with warnings.catch_warnings(record=True) as caught:  # shown once the decode worked: an error stays one line
+        warnings.simplefilter("always")
+        proto = ProtoTokens.load(file)
     if reference and len(reference) != len(proto):
         raise PrototokError(f"{file} holds {len(proto)} texts but {len(reference)} --reference were given")
-    out = run_decode(proto, model, references=list(reference) or None, device=device)
+    references = [check_utf8(r, "--reference") for r in reference] or None
+    if model is None and not trust_file_model and (why := file_model_refusal(proto.model)):
+        raise PrototokError(
+            f"{file} names model '{proto.model}': {why}; pass --model {proto.model} (or --trust-file-model) to load it"
+        )
+    lm = load_model_from(locals(), model or proto.model)
+    out = run_decode(proto, lm, references=references)
+    for w in caught:
+        click.echo(f"prototok: warning: {w.message}", err=True)
+    if model is None:  # after the decode: an error stays the only line on stderr
+        click.echo(f"prototok: decoded with model '{proto.model}', the one {file} was made for (--model overrides)",
+                   err=True)  # fmt: skip
     if as_json:
         click.echo(
             json.dumps(

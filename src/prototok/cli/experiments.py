@@ -4,7 +4,7 @@ duplicating a finished text."""
 
 from __future__ import annotations
 
-import sys
+import json
 
 import click
 
@@ -13,7 +13,7 @@ from ..experiments.runner import DEFAULT_DB, THRESHOLD
 from ..experiments.texts import EXPERIMENT_MIN_CHARS
 from ..fit import SHARES
 from ..layouts import LAYOUTS
-from ..methods import METHODS, OnePass
+from ..methods import METHODS, WARM_STARTS, OnePass
 from ..models import DEFAULT_MODEL
 from .options import fit_options
 
@@ -47,8 +47,10 @@ def experiment_options(f):
             "data",
             multiple=True,
             required=True,
-            help="data source (repeatable): PATH, file:PATH, hf:NAME[:split], wiki, austen, random, generated:SOURCE",
+            help="data source (repeatable): PATH, file:PATH, hf:NAME[:CONFIG][:SPLIT], wiki, austen, random, "
+            "generated:SOURCE",
         ),
+        click.option("--text-field", default=None, help="hf: sources: the column holding the text (default: text)"),
         click.option("--samples", type=click.IntRange(1), default=10, show_default=True, help="samples per source"),
         click.option("--data-seed", type=int, default=0, show_default=True, help="which samples are drawn"),
         click.option(
@@ -69,6 +71,9 @@ def experiment_options(f):
             help="results database (SQLite); proto-token files go beside it in <stem>.protos/",
         ),
         click.option("--dry-run", is_flag=True, help="print the plan and its cost (times one step), fit nothing"),
+        click.option(
+            "--json", "as_json", is_flag=True, help="the result as one JSON object on stdout (the rest to stderr)"
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -76,22 +81,29 @@ def experiment_options(f):
 
 
 def _bar(total: int, desc: str):
-    """tqdm on stderr (hidden when stderr is not a terminal): texts committed, with the fitter's live accuracy."""
-    from tqdm.auto import tqdm
+    """Progress on stderr (a bar on a terminal, plain lines elsewhere): texts committed, with live accuracy."""
+    from ..progress import Progress
 
-    bar = tqdm(total=total, desc=desc, unit="text", file=sys.stderr, dynamic_ncols=True, disable=None)
+    bar = Progress(total, desc)
 
     def on_step(p) -> None:
-        bar.set_postfix(step=p.step, acc=f"{p.active_accuracy:.3f}", refresh=False)
-        bar.refresh()
+        bar.update(bar.n, step=p.step, acc=f"{p.active_accuracy:.3f}")
 
-    return on_step, lambda rows: bar.update(len(rows)), bar.close
+    return on_step, lambda rows: bar.advance(len(rows)), bar.close
 
 
 def _run(name: str, cfg, opts: dict, method=None) -> None:
     """The command as a function call: experiments.run_experiment with the options' Setup and method."""
+    from ..data import check_spec, with_text_field
     from ..experiments import EXPERIMENTS, Setup, run_experiment
+    from ..files import check_output_dir, check_output_file
+    from ..store import proto_dir_for
 
+    opts["data"] = tuple(with_text_field(spec, opts["text_field"]) for spec in opts["data"])
+    for spec in opts["data"]:  # before the model loads and before any database is created
+        check_spec(spec)
+    check_output_file(opts["db"], "--db", writable=not opts["dry_run"])  # a dry run writes nothing
+    check_output_dir(proto_dir_for(opts["db"]), "--db's proto-token folder", writable=False)
     method = method or OnePass.from_options(**opts)
     setup = Setup(
         data=tuple(opts["data"]),
@@ -103,8 +115,43 @@ def _run(name: str, cfg, opts: dict, method=None) -> None:
         min_chars=opts["min_chars"],
         batch_size=opts["batch_size"],
         dry_run=opts["dry_run"],
+        dtype=None if opts["dtype"] == "auto" else opts["dtype"],
+        revision=opts["revision"],
     )
-    run_experiment(EXPERIMENTS[name], cfg, setup, method, echo=click.echo, bar=_bar)
+    as_json = opts["as_json"]
+    echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    results = run_experiment(EXPERIMENTS[name], cfg, setup, method, echo=echo, bar=_bar)
+    if as_json:
+        from ..distributed import env
+
+        if env()[0] == 0:  # under torchrun, rank 0 alone reports
+            out = {"experiment": name, "db": str(opts["db"]), "dry_run": opts["dry_run"], "config": jsonable(cfg)}
+            click.echo(json.dumps(out | {"method": method.key, "results": jsonable(results)}))
+
+
+def jsonable(obj):
+    """An experiment's result as plain JSON values: dataclasses as dicts (their public properties included),
+    tuples as lists, non-string keys as strings."""
+    import dataclasses
+    import math
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        for k in dir(type(obj)):
+            if not k.startswith("_") and isinstance(getattr(type(obj), k), property):
+                out[k] = jsonable(getattr(obj, k))
+        return out
+    if isinstance(obj, dict):
+        return {(k if isinstance(k, str) else str(k)): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if hasattr(obj, "tolist"):  # tensors, numpy values
+        return jsonable(obj.tolist())
+    return str(obj)
 
 
 def _seeds(opts) -> tuple[int, ...]:
@@ -129,8 +176,17 @@ def _seeds(opts) -> tuple[int, ...]:
     type=click.Choice(sorted(METHODS)),
     default=OnePass.name,
     show_default=True,
-    help="onepass: (e, m), one forward; cram: the autoregressive baseline (arXiv 2502.13063), K [mem] vectors, "
-    "judged on greedy generation accuracy",
+    help="onepass: (e, m), one forward; cram: the autoregressive baseline as hidden_capacity runs it (arXiv "
+    "2502.13063: [mem, BOS, text], judged teacher-forced); cram-sink: prototok's earlier variant (mem predicts t_1, "
+    "judged on greedy generation)",
+)
+@click.option(
+    "--warm",
+    type=click.Choice(WARM_STARTS),
+    default="cold",
+    show_default=True,
+    help="prefix: start each text from its own solution at the previous grid length (one-pass; rows keyed "
+    "RECIPE+prefix-warm)",
 )
 @click.option("--num-mem", type=click.IntRange(1), default=1, show_default=True, help="K [mem] vectors (cram)")
 @click.option(
@@ -141,19 +197,21 @@ def _seeds(opts) -> tuple[int, ...]:
     help="cram: mem_1's init std and lr times this (the attention-sink fix the fast recipe applies to e; try 20)",
 )
 @fit_options
-def capacity(lengths, share, threshold, method, num_mem, first_scale, **opts):
+def capacity(lengths, share, threshold, method, warm, num_mem, first_scale, **opts):
     """Capacity: the longest prefix reconstructed at >= 0.99 token accuracy (papers' length grid), and its H_LM.
 
     Walks up the length grid, fitting all samples of a length (per seed), and stops after the first length no
-    sample reconstructs. Prints accuracy per length, capacity per sample (max over seeds) and the mean over
-    samples, with H_LM in bits (the frozen model's own cross-entropy of the prefix, summed; token 0 predicted
-    from BOS when the tokenizer has one, else left out).
+    sample reconstructs. Prints accuracy per length and capacity as the paper reports it (the maximum over
+    samples of each sample's longest reconstructed length, max over seeds), with mean +- std and the per-sample
+    values beside it, and H_LM in nats (the frozen model's own cross-entropy of the prefix, summed; token 0
+    predicted from BOS when the tokenizer adds one, else left out, as hidden_capacity does).
 
-    --method cram runs the cramming baseline instead (rows of layout "mem" in the same store, recipe key
-    "cram(num_mem=K,...)"): AdamW lr 1e-2, betas (0.9, 0.9), wd 0.01, init at the embedding table's std, 5000
-    steps (--lr, --steps, --init-scale override; --recipe and --layout do not apply). Both teacher-forced and
-    greedy-generation accuracy are stored; capacity is judged on greedy generation, which is what reading the
-    text back gives (teacher forcing can hide a collapse after one wrong token).
+    --method cram runs the cramming baseline as its code does (rows of layout "hc-mem", recipe key
+    "hc-cram(num_mem=K,...)"): [mem_1..mem_K, BOS, t_1..t_N], AdamW lr 1e-2, betas (0.9, 0.9), wd 0.01, init at
+    the embedding table's std, 5000 steps (--lr, --steps, --init-scale override; --recipe and --layout do not
+    apply), judged on teacher-forced accuracy (capacity: the largest length whose mean best accuracy over texts
+    is >= 0.99); greedy-generation accuracy is stored beside it. --method cram-sink is prototok's earlier variant
+    (layout "mem", keys "cram(...)"), judged on greedy generation.
     """
     from ..experiments.capacity import LENGTHS, CapacityConfig
 
@@ -162,7 +220,9 @@ def capacity(lengths, share, threshold, method, num_mem, first_scale, **opts):
     cls = METHODS[method]
     if share != "none" and not cls.shares:
         raise PrototokError(f"method {method} has no shared vectors: use --share none")
-    chosen = cls.from_options(**opts, num_mem=num_mem, first_scale=first_scale)
+    if warm != "cold" and not cls.warm_starts:
+        raise PrototokError(f"method {method} starts every text cold: use --warm cold")
+    chosen = cls.from_options(**opts, num_mem=num_mem, first_scale=first_scale, warm=warm)
     _run("capacity", cfg, opts, chosen)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..experiments.runner import DEFAULT_DB
+from .options import output_option
 
 
 @click.command()
@@ -17,19 +18,28 @@ from ..experiments.runner import DEFAULT_DB
     type=click.Path(dir_okay=False),
     help="results database (SQLite) written by capacity, ablate and geometry",
 )
-@click.option(
-    "--out",
-    default="results/report",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="folder for report.md and the PNG figures (created; files of the same names are replaced)",
+@output_option(
+    "results/report",
+    "folder for report.md and the PNG figures (created; files of the same names are replaced)",
+    folder=True,
+    alias=True,
 )
-def report(db, out):
+def report(db, output):
     """Markdown tables shaped like the paper's Tables 1-4, and PNG figures, from the results store."""
     from ..errors import PrototokError
+    from ..files import check_output_dir, check_output_file
     from ..report import write_report
 
-    if not Path(db).is_file():
+    if not Path(db).is_file():  # also refuses a folder or a FIFO
         raise PrototokError(f"no results database at {db}")
-    for path in write_report(db, out):
+    out = output
+    check_output_dir(out, "-o")  # before anything is read or created
+    check_output_file(Path(out) / "report.md", "-o", writable=False)
+    try:
+        paths = write_report(db, out)
+    except ModuleNotFoundError as err:
+        if err.name != "matplotlib":
+            raise
+        raise PrototokError("the report's figures need matplotlib: pip install 'prototok[report]'") from None
+    for path in paths:
         click.echo(f"wrote {path}")

@@ -6,7 +6,16 @@ train.py the training run (torchrun data parallel, exact resume); infer.py amort
 eval_texts, evaluate_encoder; train_encoder runs a training.
 """
 
-from .checkpoint import check_encoder_model, config_from_meta, load_encoder, read_meta, save_encoder
+from .checkpoint import (
+    check_encoder_model,
+    config_from_meta,
+    from_pretrained,
+    load_encoder,
+    pull_encoder,
+    push_encoder,
+    read_meta,
+    save_encoder,
+)
 from .infer import amortised_encode, eval_texts, evaluate_encoder, predict_pairs
 from .model import EncoderConfig, ProtoEncoder, one_pass_loss, token_batch
 from .train import ENCODER_MIN_CHARS, Corpus, TrainConfig, TrainResult, is_heldout, read_texts, snippets, train_encoder
@@ -22,11 +31,14 @@ __all__ = [
     "check_encoder_model",
     "config_from_meta",
     "eval_texts",
+    "from_pretrained",
     "evaluate_encoder",
     "is_heldout",
     "load_encoder",
     "one_pass_loss",
     "predict_pairs",
+    "pull_encoder",
+    "push_encoder",
     "read_meta",
     "read_texts",
     "save_encoder",

@@ -23,7 +23,10 @@ FORMAT_VERSION = 1
 
 
 def checkpoint_folder(path: str | Path) -> Path:
-    """A checkpoint is named by its folder or by its encoder.safetensors: the folder either way."""
+    """A checkpoint is named by its folder or by its encoder.safetensors: the folder either way. A Hub reference,
+    hf://USER/REPO[/SUBFOLDER][@REVISION], is fetched (through the Hub cache) and its local folder returned."""
+    if isinstance(path, str) and path.startswith("hf://"):
+        return pull_encoder(path)
     path = Path(path)
     return path.parent if path.is_file() else path
 
@@ -89,3 +92,46 @@ def load_encoder(path: str | Path, lm: LoadedModel) -> ProtoEncoder:
     except RuntimeError as err:
         raise PrototokError(f"{folder / WEIGHTS} does not match its {CONFIG}: {err}") from None
     return enc.to(lm.device).eval()
+
+
+def pull_encoder(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
+    """An encoder checkpoint from a Hugging Face Hub repository (hf://USER/REPO[/SUBFOLDER][@REVISION] or
+    USER/REPO): its two files, fetched through the Hub cache; returns the local folder holding them."""
+    from .. import hub
+
+    repo, inner, rev = hub.parse_ref(repo_id)
+    prefix = f"{inner.rstrip('/')}/" if inner else ""
+    meta = hub.download(repo, prefix + CONFIG, revision or rev, token)
+    hub.download(repo, prefix + WEIGHTS, revision or rev, token)
+    return meta.parent
+
+
+def from_pretrained(repo_id: str, lm: LoadedModel, *, revision: str | None = None, token: str | None = None):
+    """load_encoder for a checkpoint on the Hub (or a local folder): checked against lm's fingerprints."""
+    folder = Path(repo_id) if Path(repo_id).exists() else pull_encoder(repo_id, revision=revision, token=token)
+    return load_encoder(folder, lm)
+
+
+def push_encoder(
+    path: str | Path,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    revision: str | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Commit a checkpoint's encoder.json and encoder.safetensors (not its training state) to Hub repository
+    `repo_id` (hf://USER/REPO[/SUBFOLDER]; created if missing); returns the commit's URL."""
+    from .. import hub
+
+    folder = checkpoint_folder(path)
+    meta = read_meta(folder)  # refuses what is not a checkpoint
+    if not (folder / WEIGHTS).is_file():
+        raise PrototokError(f"{folder} has no {WEIGHTS}")
+    repo, inner, rev = hub.parse_ref(str(repo_id))
+    prefix = f"{inner.rstrip('/')}/" if inner else ""
+    lm_name = meta.get("config", {}).get("lm_name", "?")
+    message = commit_message or f"prototok encoder for model {lm_name}"
+    files = {prefix + CONFIG: folder / CONFIG, prefix + WEIGHTS: folder / WEIGHTS}
+    return hub.upload(files, repo, message=message, private=private, revision=revision or rev, token=token)

@@ -17,7 +17,7 @@ from ..fit import FitResult, Progress, fit
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..models import LoadedModel
 from ..protofile import ProtoTokens
-from ..recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from ..recipes import DEFAULT_RECIPE, Recipe, parse_recipe
 from ..tokens import tokenize
 from .checkpoint import config_from_meta, load_encoder, read_meta
 from .model import EncoderConfig, ProtoEncoder, one_pass_loss, token_batch
@@ -89,7 +89,7 @@ def amortised_encode(
     lay = get_layout(layout)
     if lay.name != get_layout(cfg.layout).name:
         raise PrototokError(f"encoder {ckpt} was trained for layout '{cfg.layout}', not '{lay.name}'")
-    rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    rec = parse_recipe(recipe) if isinstance(recipe, str) else recipe
     token_lists = _tokenize_for(lm, cfg, list(texts))
     e, m = predict_pairs(lm, enc, token_lists, batch_size)  # (T, D), (T, D)
     acc0, loss0 = _score(lm, e, m, token_lists, lay.name, batch_size)
@@ -251,7 +251,7 @@ def evaluate_encoder(
     """
     enc = load_encoder(ckpt, lm)
     cfg = enc.cfg
-    rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    rec = parse_recipe(recipe) if isinstance(recipe, str) else recipe
     if max_steps is not None:
         rec = replace(rec, max_steps=max_steps)
     token_lists = _tokenize_for(lm, cfg, list(texts))

@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -127,10 +126,10 @@ def read_texts(specs: list[str] | tuple[str, ...], samples: int = 5000, seed: in
         if path.is_dir() or path.is_file():
             for _, doc in data.from_files(spec):  # a folder: its .txt files, sorted by path
                 texts += [line.strip() for line in doc.splitlines() if line.strip()]
+        elif spec.partition(":")[0] in data.SOURCES:  # before the path test: hf:user/name holds a "/"
+            texts += [s.text for s in data.load_samples(spec, samples, seed=seed, min_chars=ENCODER_MIN_CHARS)]
         elif spec.endswith(".txt") or os.sep in spec:
             raise PrototokError(f"--data {spec}: no such file or folder")
-        elif spec.partition(":")[0] in data.SOURCES:
-            texts += [s.text for s in data.load_samples(spec, samples, seed=seed, min_chars=ENCODER_MIN_CHARS)]
         else:
             texts.append(spec)  # not a path nor a source name: the text itself
     return texts
@@ -272,14 +271,20 @@ def train_encoder(
     stop_at: int | None = None,
     max_minutes: float | None = None,
     progress: bool = True,
+    report_to: str | None = None,
+    dtype: str | None = None,
+    revision: str | None = None,
 ) -> TrainResult:
     """Train (or resume) an encoder into folder `out`.
 
     stop_at: stop after this many steps (with a checkpoint) although the schedule spans cfg.steps; resume
     later with resume=True. max_minutes: the same, once this much wall time has passed (a CPU budget).
+    report_to="tensorboard": also log loss, accuracy and lr to TensorBoard event files in `out`/tensorboard
+    (needs the tensorboard package: the `tensorboard` extra), besides the JSON lines of train_log.jsonl.
     Under torchrun every rank calls this; rank 0 alone writes. A process group this call joins, it also
     leaves (so a Python caller may train again); one that the caller set up stays.
     """
+    writer_cls = tensorboard_writer(report_to)  # a missing package is refused before anything loads
     started = not torch.distributed.is_initialized()
     d, device = setup(device)
     if cfg.batch_size % d.world:
@@ -289,7 +294,7 @@ def train_encoder(
         raise PrototokError(f"{out} already holds a training run: pass --resume to continue it, or another --out")
     if resume and not (out / STATE).exists():
         raise PrototokError(f"--resume: no {STATE} in {out}")
-    lm = lm or load_model(cfg.model, device)
+    lm = lm or load_model(cfg.model, device, dtype, revision)
     corpus = Corpus(lm, texts, cfg)
     torch.manual_seed(cfg.seed)  # the same init on every rank (DDP broadcasts rank 0's anyway)
     enc = ProtoEncoder(cfg.encoder_config(lm)).to(lm.device)
@@ -303,12 +308,15 @@ def train_encoder(
     end = min(cfg.steps, stop_at if stop_at is not None else cfg.steps)
     bar = None
     if progress and d.rank == 0:
-        from tqdm.auto import tqdm
+        from ..progress import Progress
 
-        bar = tqdm(total=cfg.steps, initial=step, desc="encoder", unit="step", file=sys.stderr, dynamic_ncols=True)
+        bar = Progress(cfg.steps, "encoder", "step", initial=step)
+    writer = None
     if d.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         _trim_log(out / LOG, step)
+        if writer_cls is not None:
+            writer = writer_cls(log_dir=str(out / "tensorboard"), purge_step=step or None)
     last: dict = {"step": step}
     run_loss = torch.zeros((), device=lm.device)
     run_acc = torch.zeros((), device=lm.device)
@@ -331,8 +339,8 @@ def train_encoder(
         run_loss += loss.detach().mean()
         run_acc += (correct.float() / torch.tensor([len(t) for t in toks], device=correct.device)).mean()
         since += 1
-        if bar:
-            bar.update(1)
+        if bar and step % cfg.log_every and step != end:
+            bar.update(step, chunk=False)  # a line per log interval (below) when stderr is not a terminal
         if step % cfg.log_every == 0 or step == end:
             stats = torch.stack([run_loss, run_acc]) / since  # (2,)
             if d.active:
@@ -352,18 +360,43 @@ def train_encoder(
             if d.rank == 0:
                 with open(out / LOG, "a") as f:
                     f.write(json.dumps(last) + "\n")
+                if writer is not None:
+                    for k in ("loss", "accuracy", "lr"):
+                        writer.add_scalar(f"train/{k}", last[k], step)
+                    writer.flush()
                 if bar:
-                    bar.set_postfix(loss=f"{lo:.3f}", acc=f"{acc:.3f}")
+                    bar.update(step, loss=f"{lo:.3f}", acc=f"{acc:.3f}")
         if step % cfg.ckpt_every == 0 or step == end:
             rngs = d.exchange(_rng_state())  # every rank's, in rank order: resume restores each
             if d.rank == 0:
                 _save(out, enc, opt, step, cfg, rngs, d.world)
     if bar:
         bar.close()
+    if writer is not None:
+        writer.close()
     d.barrier()
     if started:
         d.close()
     return TrainResult(enc.eval(), last)
+
+
+REPORT_TO = ("none", "tensorboard")
+
+
+def tensorboard_writer(report_to: str | None):
+    """torch's SummaryWriter class for report_to="tensorboard", None for none; a one-line error naming the extra
+    when the tensorboard package is missing."""
+    if report_to in (None, "none"):
+        return None
+    if report_to != "tensorboard":
+        raise PrototokError(f"unknown --report-to '{report_to}': use one of {', '.join(REPORT_TO)}")
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise PrototokError(
+            "--report-to tensorboard needs the tensorboard package: pip install 'prototok[tensorboard]'"
+        ) from None
+    return SummaryWriter
 
 
 def _out_of_time(t0: float, minutes: float, d: Dist, device: torch.device) -> bool:

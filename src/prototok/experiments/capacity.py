@@ -1,26 +1,53 @@
 """Capacity, the papers' headline number: the longest prefix a frozen model writes back in one forward pass
 from (e, m) at >= 99% token accuracy, on the papers' length grid (powers of sqrt(2)), with its H_LM.
 
-Aggregation as the papers do: per sample, the longest grid length reconstructed by any seed (max over
-seeds), then mean (and std) over samples; the mean over (sample, seed) pairs is reported beside it.
+"Capacity" is the statistic the papers report, chosen by the rows' method (methods.*.capacity_statistic):
+- one-pass ("max"): per sample, the longest grid length reconstructed by any seed (max over seeds); then the
+  maximum over samples (arXiv 2505.21189 reports maximum values);
+- the cramming baseline ("mean-accuracy"): the largest length whose mean over texts of the best accuracy (max
+  over seeds) reaches the threshold, as hidden_capacity summarizes its runs.
+Beside it: mean +- std of the per-sample capacities, the per-sample values, and the mean over (sample, seed).
+H_LM is stored in bits (Row.h_lm_bits) and shown in nats, the paper's unit (Table 3): nats = bits * ln 2.
 
-The walk is the same for every method (run.method): the cramming baseline's rows have its own layout ("mem")
-and are judged on its `judged_on` column (greedy-generation accuracy), since teacher forcing can hide a collapse.
+The walk is the same for every method (run.method): a method's rows carry its own layout and are judged on its
+`judged_on` column; the baseline's grid goes on past 1448 (method.longer_lengths: 1568, 2048).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import torch
 
 from ..fit import SHARES
 from ..layouts import DEFAULT_LAYOUT, get_layout
-from ..methods import judged_score
+from ..methods import METHODS, for_layout, judged_score
+from ..protofile import ProtoTokens
 from .runner import THRESHOLD, Experiment, Plan, Run, chunks_of
-from .texts import Prefixes
+from .texts import Item, Prefixes
 
 LENGTHS = (4, 5, 8, 11, 16, 22, 32, 45, 64, 90, 128, 181, 256, 362, 512, 724, 1024, 1448)
+NATS_PER_BIT = math.log(2)
+
+
+def nats(bits: float | None) -> float | None:
+    """H_LM as stored (bits, Row.h_lm_bits) in the paper's unit, nats."""
+    return None if bits is None else bits * NATS_PER_BIT
+
+
+def grid_lengths(lengths, longer: tuple[int, ...]) -> list[int]:
+    """The grid, continued by `longer` when it reaches the default grid's end (1448)."""
+    extra = set(longer) if max(LENGTHS) in set(lengths) else set()
+    return sorted(set(lengths) | extra)
+
+
+def prefix_lengths(cfg: CapacityConfig) -> list[int]:
+    """Every length any method's walk may need cut from the samples (the baseline's longer grid included)."""
+    return grid_lengths(cfg.lengths, tuple(n for cls in METHODS.values() for n in cls.longer_lengths))
 
 
 @dataclass(frozen=True)
@@ -50,7 +77,7 @@ def layout_of(run: Run, cfg: CapacityConfig) -> str:
 
 def lengths_for(run: Run, cfg: CapacityConfig) -> tuple[list[int], list[int]]:
     """(grid lengths whose input fits the model's context, those that do not)."""
-    grid = sorted(set(cfg.lengths))
+    grid = grid_lengths(cfg.lengths, run.method.longer_lengths)
     ok = [n for n in grid if run.method.positions(cfg.layout, n) <= run.lm.max_positions]
     return ok, [n for n in grid if n not in ok]
 
@@ -77,6 +104,9 @@ def plan_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Plan:
             elif todo:
                 plan.calls.append((layout, n, len(items), len(items)))
     plan.notes.append("an upper bound: the walk up the grid stops at the first length no sample reconstructs")
+    short = [n for n in lengths if any(n not in t.tokens for t in texts)]
+    if short:
+        plan.notes.append(f"lengths {short}: some samples are shorter (raise --min-chars) and skip them")
     if dropped:
         plan.notes.append(f"lengths {dropped} do not fit the model's context ({run.lm.max_positions})")
     return plan
@@ -94,7 +124,7 @@ def run_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Capaci
         for seed in cfg.seeds:
             items = [t.item(n, seed, layout, share) for t in have]
             if cfg.share == "none":
-                run.fit_texts(items)
+                run.fit_texts(items, previous_solution(run) if run.method.warm == "prefix" else None)
             else:
                 run.fit_group(items, cfg.share, seed)
         if not any(judged_score(r) >= cfg.threshold for r in run.rows(length=n, layout=layout, sharing=share)):
@@ -102,6 +132,27 @@ def run_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Capaci
     rows = [r for r in run.rows(layout=layout) if _kind(r["sharing"]) == cfg.share]
     keep = {t.sample for t in texts}
     return summarize([r for r in rows if r["sample"] in keep and r["seed"] in cfg.seeds], cfg.threshold)
+
+
+def previous_solution(run: Run) -> Callable[[Item], tuple[torch.Tensor, torch.Tensor] | None]:
+    """item -> its own (e, m) at the longest shorter length stored for it (same sample, seed, layout, sharing,
+    method), or None (it draws). Reads this process's store only: under torchrun the ranks have swapped their
+    rows when the walk finished the previous length (run.rows), so no collective runs inside a fit."""
+
+    def warm(it: Item) -> tuple[torch.Tensor, torch.Tensor] | None:
+        rows = run.store.rows(
+            experiment=run.experiment, model=run.model, source=run.source, recipe=run.recipe_key,
+            sample=it.sample, seed=it.seed, layout=it.layout, sharing=it.sharing,
+        )  # fmt: skip
+        shorter = [r for r in rows if r["length"] < it.length]
+        if not shorter:
+            return None
+        r = max(shorter, key=lambda r: r["length"])
+        proto = ProtoTokens.load(run.store.proto_file(r["proto_path"]))
+        i = r["proto_index"]
+        return proto.e[i], proto.m[min(i, proto.m.shape[0] - 1)]
+
+    return warm
 
 
 def _kind(sharing: str) -> str:
@@ -115,8 +166,12 @@ class SampleCapacity:
     offset: int
     capacity: int  # longest grid length reconstructed by any seed; 0 if none
     per_seed: dict[int, int]
-    h_lm_bits: float | None  # H_LM of the prefix at `capacity`
-    h_lm_max: float | None = None  # the largest H_LM among the prefixes this sample reconstructed (Fig. 3)
+    h_lm_bits: float | None  # H_LM of the prefix at `capacity`, in bits as stored (h_lm_nats: the paper's unit)
+    h_lm_max: float | None = None  # the largest H_LM (bits) among the prefixes this sample reconstructed (Fig. 3)
+
+    @property
+    def h_lm_nats(self) -> float | None:
+        return nats(self.h_lm_bits)
 
 
 @dataclass
@@ -124,7 +179,27 @@ class CapacitySummary:
     threshold: float
     samples: list[SampleCapacity] = field(default_factory=list)
     by_length: dict[int, dict] = field(default_factory=dict)  # length -> accuracy stats
-    judged: str = "accuracy"  # one-pass token accuracy, or "greedy generation accuracy" (cramming rows)
+    judged: str = "accuracy"  # one-pass token accuracy, "teacher-forced accuracy" or "greedy generation accuracy"
+    statistic: str = "max"  # the rows' method's capacity_statistic
+    contexts: set[str] = field(default_factory=set)  # H_LM conventions of the rows ("bos", "none")
+
+    @property
+    def capacity(self) -> int:
+        """The papers' statistic: max over samples of the per-sample capacity ("max"), or the largest length
+        whose mean best accuracy over texts reaches the threshold ("mean-accuracy", the cramming baseline's)."""
+        if self.statistic == "mean-accuracy":
+            return max((n for n, st in self.by_length.items() if st["best"] >= self.threshold), default=0)
+        return max((s.capacity for s in self.samples), default=0)
+
+    @property
+    def statistic_text(self) -> str:
+        if self.statistic == "mean-accuracy":
+            return "largest length whose mean best accuracy over texts reaches it, hidden_capacity's statistic"
+        return f"max over seeds, then max over {len(self.samples)} samples, the paper's statistic"
+
+    @property
+    def per_sample(self) -> list[int]:
+        return [s.capacity for s in self.samples]
 
     @property
     def mean(self) -> float:
@@ -142,14 +217,21 @@ class CapacitySummary:
 
     @property
     def h_lm_mean(self) -> float | None:
+        """Mean over samples of H_LM at each sample's capacity, in nats."""
         hs = [s.h_lm_bits for s in self.samples if s.h_lm_bits is not None and s.capacity]
-        return statistics.fmean(hs) if hs else None
+        return nats(statistics.fmean(hs)) if hs else None
+
+    @property
+    def h_lm_top(self) -> float | None:
+        """The largest H_LM (nats) any sample reconstructed: the maximum beside the maximum capacity."""
+        hs = [s.h_lm_max for s in self.samples if s.h_lm_max is not None]
+        return nats(max(hs)) if hs else None
 
     def render(self) -> str:
         t = f"{self.threshold:g}"
         lines = [
             f"{'length':>7} {'acc(max over seeds)':>20} {'acc(mean)':>10} {'teacher-forced':>15} {'solved':>8} "
-            f"{'H_LM bits':>10} {'fit s':>7} {'decode tok/s':>13}"
+            f"{'H_LM nats':>10} {'fit s':>7} {'decode tok/s':>13}"
         ]
         for n, st in sorted(self.by_length.items()):
             h = "-" if st["h_lm"] is None else f"{st['h_lm']:.1f}"
@@ -159,16 +241,19 @@ class CapacitySummary:
                 f"{h:>10} {st['fit_s']:>7.2f} {tps:>13}"
             )
         for s in self.samples:
-            h = "-" if s.h_lm_bits is None or not s.capacity else f"{s.h_lm_bits:.1f} bits"
+            h = "-" if s.h_lm_bits is None or not s.capacity else f"{s.h_lm_nats:.1f} nats"
             seeds = ", ".join(f"seed {k}: {v}" for k, v in sorted(s.per_seed.items()))
             lines.append(f"sample {s.sample} ({s.doc}@{s.offset}): capacity {s.capacity} tokens, H_LM {h} ({seeds})")
-        h = "-" if self.h_lm_mean is None else f"{self.h_lm_mean:.1f} bits"
+        h = "-" if self.h_lm_mean is None else f"{self.h_lm_mean:.1f} nats"
+        top = "-" if self.h_lm_top is None else f"{self.h_lm_top:.1f} nats"
         if self.judged != "accuracy":
             lines.append(f"acc columns: {self.judged}; teacher-forced: the fitter's own accuracy")
+        if len(self.contexts) > 1:
+            lines.append(f"note: these rows mix H_LM conventions {sorted(self.contexts)} (rows stored before a change)")
         lines.append(
-            f"capacity (longest length at {self.judged} >= {t}; max over seeds, "
-            f"mean over {len(self.samples)} samples): "
-            f"{self.mean:.1f} +- {self.std:.1f} tokens; one seed: {self.seed_mean:.1f}; H_LM at capacity {h}"
+            f"capacity (longest length at {self.judged} >= {t}; {self.statistic_text}): {self.capacity} tokens; "
+            f"per sample {self.per_sample}: mean {self.mean:.1f} +- {self.std:.1f}; one seed: {self.seed_mean:.1f}; "
+            f"H_LM at capacity (mean over samples) {h}, largest reconstructed {top}"
         )
         return "\n".join(lines)
 
@@ -177,8 +262,14 @@ def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary
     """Rows of one setting (model, source, layout, sharing kind, recipe) -> per-sample and mean capacity.
     Judged on methods.judged_score(): greedy generation for cramming rows."""
     out = CapacitySummary(threshold)
-    if any(r.get("gen_accuracy") is not None for r in rows):
-        out.judged = "greedy generation accuracy"
+    if rows:
+        method = for_layout(rows[0]["layout"])
+        out.statistic = method.capacity_statistic
+        if method.judged_on == "gen_accuracy":
+            out.judged = "greedy generation accuracy"
+        elif method.autoregressive:
+            out.judged = "teacher-forced accuracy"
+    out.contexts = {r["h_lm_context"] for r in rows if r.get("h_lm_context")}
     per: dict[int, dict[int, int]] = defaultdict(dict)  # sample -> seed -> capacity
     h_at: dict[tuple[int, int], float | None] = {}
     prov: dict[int, tuple[str, int]] = {}
@@ -215,11 +306,11 @@ def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary
             "std": statistics.pstdev(every) if len(every) > 1 else 0.0,
             "passed": sum(b >= threshold for b in best),
             "samples": len(best),
-            "h_lm": statistics.fmean(h_len[n]) if h_len[n] else None,
+            "h_lm": nats(statistics.fmean(h_len[n])) if h_len[n] else None,  # nats
         }
     return out
 
 
 EXPERIMENT = Experiment(
-    "capacity", plan_capacity, run_capacity, lambda summary: summary.render(), lambda cfg: list(cfg.lengths)
+    "capacity", plan_capacity, run_capacity, lambda summary: summary.render(), prefix_lengths, warm_starts=True
 )

@@ -121,7 +121,7 @@ def solutions(run: Run, rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
     files: dict[str, ProtoTokens] = {}
     es, ms = [], []
     for r in rows:
-        proto = files.get(r["proto_path"]) or ProtoTokens.load(run.store.path.parent / r["proto_path"])
+        proto = files.get(r["proto_path"]) or ProtoTokens.load(run.store.proto_file(r["proto_path"]))
         files[r["proto_path"]] = proto
         j = r["proto_index"]
         es.append(proto.e[j].reshape(-1).float())  # (d,)

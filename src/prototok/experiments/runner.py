@@ -114,11 +114,12 @@ class Run:
             experiment=self.experiment, model=self.model, source=self.source, recipe=self.recipe_key, **where
         )
 
-    def fit_texts(self, items: list[Item]) -> None:
+    def fit_texts(self, items: list[Item], warm: Callable[[Item], tuple | None] | None = None) -> None:
         """Per-text vectors: chunks of batch_size, each committed as soon as it is fitted.
 
         Every text draws from its own stream, seeded by its key's (seed, sample) (init_ids), so a row's
-        vectors depend on its key only, not on which chunk, rerun or rank it landed in.
+        vectors depend on its key only, not on which chunk, rerun or rank it landed in. warm(item) gives an
+        (e, m) to start an item from instead (None: it draws), e.g. its solution at a shorter length.
         """
         todo = self.mine(items)
         for lay_name, seed in dict.fromkeys((it.layout, it.seed) for it in todo):
@@ -133,6 +134,7 @@ class Run:
                     batch_size=self.batch_size,
                     progress=self.on_step,
                     init_ids=[it.sample for it in chunk],
+                    **({"warm_start": [warm(it) for it in chunk]} if warm else {}),
                 )
                 self._commit(chunk, results, "none", min(self.batch_size, len(chunk)))
 
@@ -301,6 +303,8 @@ class Setup:
     min_chars: int = EXPERIMENT_MIN_CHARS  # shortest sample; a sample shorter than a length skips it
     batch_size: int = 8  # texts fitted at once
     dry_run: bool = False  # print the plan and its cost, fit nothing, create no database
+    dtype: str | None = None  # float32, bfloat16, float16; None: the model's own on GPU, float32 on CPU
+    revision: str | None = None  # of a Hub id
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -324,6 +328,7 @@ class Experiment:
     render: Callable[[object], str]
     lengths: Callable[[object], list[int]]  # the prefix lengths the config needs cut from each sample
     load: Loader | None = None  # (spec, lm, setup, config) -> (source key, samples); default: prototok.data
+    warm_starts: bool = False  # whether it can start a text from a shorter prefix's solution (method.warm)
 
 
 Bar = Callable[[int, str], tuple[Callable[[Progress], None], Callable[[list[Row]], None], Callable[[], None]]]
@@ -344,13 +349,23 @@ def run_experiment(
     file, and rank 0 merges them at the end (and any a crashed run left, at the start); rank 0 alone echoes.
     bar(total, title) -> (on_step, on_commit, close): progress hooks, for rank 0 only.
     """
+    if method.warm != "cold" and not experiment.warm_starts:
+        raise PrototokError(
+            f"experiment {experiment.name} fits every text cold: warm start '{method.warm}' is for capacity"
+        )
     from ..distributed import RankStore, merge_rank_stores
     from ..distributed import setup as dist_setup
     from ..models import load_model
 
     dist, device = dist_setup(setup.device)
     say = echo if dist.rank == 0 else (lambda *_: None)
-    lm = load_model(setup.model, device)
+    lm = load_model(setup.model, device, setup.dtype, setup.revision)
+    sources = []  # every source loaded before any database is created: bad --data leaves nothing behind
+    for spec in setup.data:
+        if experiment.load is not None:
+            sources.append(experiment.load(spec, lm, setup, config))
+        else:
+            sources.append(load(spec, setup.samples, lm, data_seed=setup.data_seed, min_chars=setup.min_chars))
     if dist.active and dist.rank == 0 and not setup.dry_run:
         Store(setup.db).close()  # created by one rank, before the others open it
     if dist.rank == 0 and not setup.dry_run:
@@ -362,11 +377,7 @@ def run_experiment(
         store.check_model(setup.model, lm.fingerprint)
         ranked = dist.active and not setup.dry_run
         writes = RankStore(store, dist.rank) if ranked else store  # each rank commits to <db>.rank{r}.db
-        for spec in setup.data:
-            if experiment.load is not None:
-                source, samples = experiment.load(spec, lm, setup, config)
-            else:
-                source, samples = load(spec, setup.samples, lm, data_seed=setup.data_seed, min_chars=setup.min_chars)
+        for source, samples in sources:
             texts = prefixes(lm, samples, experiment.lengths(config), h_lm=not setup.dry_run)
             store.check_samples(source, {t.sample: (t.doc, t.offset) for t in texts})
             run = Run(lm, writes, experiment.name, setup.model, source, method, setup.batch_size)

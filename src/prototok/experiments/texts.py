@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..baselines.cramming import added_bos
 from ..layouts import get_layout
 from ..models import LoadedModel
 
@@ -30,16 +31,18 @@ def tokens_sha256(tokens: list[int]) -> str:
 
 @torch.no_grad()
 def h_lm_bits(lm: LoadedModel, tokens: list[int]) -> tuple[list[float], str]:
-    """H_LM of every prefix: bits[k] = the frozen model's cross-entropy of tokens[:k+1], summed, in bits.
+    """H_LM of every prefix: bits[k] = the frozen model's cross-entropy of tokens[:k+1], summed, in bits (as
+    rows store it; reports show nats, the paper's unit: experiments.capacity.nats).
 
-    Convention: token 0 is predicted from the tokenizer's BOS token when it has one ("bos"); without one,
-    token 0 has no context to be predicted from and is left out of the sum ("none"). One forward pass gives
+    Convention, hidden_capacity's (train.py tokenizes with the tokenizer's defaults): token 0 is predicted from
+    BOS when the tokenizer adds one by default ("bos": Llama-3); otherwise ("none": Pythia, SmolLM2, which name
+    a BOS token but do not add it) token 0 has no context and is left out of the sum. One forward pass gives
     every prefix: the sum over a prefix is a cumulative sum of per-token losses (causal model). On CUDA the
     backbone runs under the model's bf16 autocast, as fitting does.
     """
     from ..onepass import hidden_states, row_scores
 
-    bos = getattr(lm.tokenizer, "bos_token_id", None)
+    bos = added_bos(lm)
     ids = ([bos] if bos is not None else []) + list(tokens)
     ids = ids[: lm.max_positions]
     if len(ids) < 2:  # a single token and no BOS: nothing is predicted

@@ -25,9 +25,9 @@ SECTIONS = (capacity, ablations, timing, baseline, geometry)  # the report's ord
 def write_report(db: str | Path, out: str | Path) -> list[Path]:
     """Write report.md and the figures into `out` (created if needed); returns the files written."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with Store(db) as store:
+    with Store(db, readonly=True) as store:  # read-only: refuses a foreign database, reads one on a read-only disk
         results = Results.load(store)
+    out.mkdir(parents=True, exist_ok=True)  # only once the database is known to be one
     parts = [f"# prototok results\n\nFrom `{db}`: {len(results.rows)} fitted texts."]
     parts += [s for s in (family.section(results) for family in SECTIONS) if s]
     files = [path for family in SECTIONS for path in family.figures(results, out)]

@@ -1,7 +1,9 @@
-"""One pass against the cramming baseline (arXiv 2502.13063), drawn when the store holds cramming rows: the
-baseline's own table (teacher-forced vs greedy accuracy), Fig. 3 (H_LM reconstructed per text, one-pass vs
-cramming, as a table and a scatter) and Fig. 4 (decode throughput, one batched one-pass decode vs one batched
-greedy generation). Methods are told apart by the registry (methods.for_layout), never by a name or layout.
+"""One pass against the cramming baseline (arXiv 2502.13063), drawn when the store holds cramming rows (the
+baseline as hidden_capacity runs it, method "cram", and prototok's sink variant, "cram-sink"): the baseline's
+own table (teacher-forced vs greedy accuracy, and which one judges it), Fig. 3 (H_LM reconstructed per text,
+in nats, one-pass vs cramming, as a table and a scatter) and Fig. 4 (decode throughput, one batched one-pass
+decode vs one batched greedy generation). Methods are told apart by the registry (methods.for_layout: a
+method's `autoregressive` flag), never by a name or layout.
 """
 
 from __future__ import annotations
@@ -10,17 +12,16 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from ..baselines.cramming import Cramming
-from ..experiments.capacity import CapacitySummary, summarize
+from ..experiments.capacity import CapacitySummary, nats, summarize
 from ..experiments.runner import THRESHOLD
-from ..methods import OnePass, for_layout
+from ..methods import METHODS, OnePass, for_layout
 from .capacity import capacity_settings
 from .markdown import fmt, md_table
 from .plotting import finish, pyplot
 from .results import Results
 from .timing import timing_rows
 
-COMPARED = (OnePass, Cramming)  # Fig. 4's methods, in its columns' order
+AUTOREGRESSIVE = tuple(m for m in METHODS.values() if m.autoregressive)  # Fig. 4's methods against one-pass
 
 
 def method_pairs(rows: list[dict]) -> list[tuple[str, str, tuple, tuple, CapacitySummary, CapacitySummary]]:
@@ -31,30 +32,32 @@ def method_pairs(rows: list[dict]) -> list[tuple[str, str, tuple, tuple, Capacit
     for model, source in dict.fromkeys((k[0], k[1]) for k in settings):
         mine = [k for k in settings if k[:2] == (model, source) and k[3] == "none"]
         for ko in (k for k in mine if for_layout(k[2]) is OnePass):
-            for kc in (k for k in mine if for_layout(k[2]) is Cramming):
+            for kc in (k for k in mine if for_layout(k[2]).autoregressive):
                 out.append((model, source, ko, kc, summarize(settings[ko]), summarize(settings[kc])))
     return out
 
 
 def throughput(rows: list[dict]) -> dict[tuple, dict[str, float]]:
-    """(model, device, length) -> {method name: decode tokens/s} of the capacity runs, where every method in
-    COMPARED was decoded."""
+    """(model, device, length) -> {method name: decode tokens/s} of the capacity runs, where one-pass and at
+    least one autoregressive method (the baseline, the sink variant) were decoded."""
     out: dict[tuple, dict[str, float]] = defaultdict(dict)
     for (model, device, name, n), t in timing_rows([r for r in rows if r["experiment"] == "capacity"]).items():
         if t["decode_tps"]:
             out[(model, device, n)][name] = t["decode_tps"]
-    return {k: v for k, v in sorted(out.items()) if all(m.name in v for m in COMPARED)}
+    return {k: v for k, v in sorted(out.items()) if OnePass.name in v and any(m.name in v for m in AUTOREGRESSIVE)}
 
 
 def cramming_table(rows: list[dict]) -> str:
     """Per (model, source, recipe, length): teacher-forced accuracy (the fitter's) beside greedy generation's
-    (what reading the text back gives), which is what cramming is judged on."""
+    (what reading the text back gives), and which of the two the method is judged on (the baseline as
+    hidden_capacity runs it: teacher-forced; the sink variant: greedy)."""
     acc: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
-        acc[(r["model"], r["source"], r["recipe"], r["length"])].append(r)
+        acc[(r["model"], r["source"], r["recipe"], r["length"], r["layout"])].append(r)
     body = []
-    for (model, source, recipe, n), rs in sorted(acc.items()):
-        gen = [r[Cramming.judged_on] for r in rs if r[Cramming.judged_on] is not None]
+    for (model, source, recipe, n, layout), rs in sorted(acc.items()):
+        gen = [r["gen_accuracy"] for r in rs if r["gen_accuracy"] is not None]
+        judged = for_layout(layout).judged_on
         body.append(
             [
                 model,
@@ -65,11 +68,12 @@ def cramming_table(rows: list[dict]) -> str:
                 f"{statistics.fmean(r['accuracy'] for r in rs):.4f}",
                 fmt(statistics.fmean(gen) if gen else None, ".4f"),
                 sum(g >= THRESHOLD for g in gen),
+                "greedy" if judged == "gen_accuracy" else "teacher-forced",
                 f"{statistics.fmean(r['steps'] for r in rs):.0f}",
             ]
         )
     header = ["model", "source", "recipe", "length", "texts", "teacher-forced acc", "greedy acc"]
-    return md_table([*header, f"greedy >= {THRESHOLD}", "steps"], body)
+    return md_table([*header, f"greedy >= {THRESHOLD}", "judged on", "steps"], body)
 
 
 def fig3_table(pairs: list[tuple]) -> str:
@@ -83,40 +87,52 @@ def fig3_table(pairs: list[tuple]) -> str:
                 source,
                 f"{ko[2]}, {ko[4]}",
                 kc[4],
+                so.capacity,
+                sc.capacity,
                 f"{so.mean:.1f}",
                 f"{sc.mean:.1f}",
-                fmt(statistics.fmean(ho) if ho else None),
-                fmt(statistics.fmean(hc) if hc else None),
+                fmt(nats(statistics.fmean(ho)) if ho else None),
+                fmt(nats(statistics.fmean(hc)) if hc else None),
             ]
         )
     header = ["model", "source", "one-pass setting", "cramming", "capacity one-pass", "capacity cramming"]
-    return md_table([*header, "H_LM one-pass", "H_LM cramming"], body)
+    header += ["mean one-pass", "mean cramming"]
+    return md_table([*header, "H_LM one-pass (nats)", "H_LM cramming (nats)"], body)
 
 
 def fig4_table(tp: dict[tuple, dict[str, float]]) -> str:
-    one, cram = (m.name for m in COMPARED)
+    one = OnePass.name
     return md_table(
-        ["model", "device", "length", "one-pass tok/s", "greedy tok/s", "speed-up"],
-        [[*k, f"{v[one]:,.0f}", f"{v[cram]:,.0f}", f"{v[one] / v[cram]:.1f}x"] for k, v in tp.items()],
+        ["model", "device", "length", "method", "one-pass tok/s", "greedy tok/s", "speed-up"],
+        [
+            [*k, m.name, f"{v[one]:,.0f}", f"{v[m.name]:,.0f}", f"{v[one] / v[m.name]:.1f}x"]
+            for k, v in tp.items()
+            for m in AUTOREGRESSIVE
+            if m.name in v
+        ],
     )
 
 
 def section(results: Results) -> str:
-    cram_rows = [r for r in results.rows if for_layout(r["layout"]) is Cramming]
+    cram_rows = [r for r in results.rows if for_layout(r["layout"]).autoregressive]
     if not cram_rows:
         return ""
     out = [
         "## Cramming baseline (arXiv 2502.13063) vs one pass\n",
         "Cramming: K [mem] vectors, teacher-forced fit, decoded by greedy generation (one forward per token). "
-        "Its capacity is judged on greedy generation accuracy; teacher-forced accuracy can hide a collapse.\n",
+        "The baseline as hidden_capacity runs it (recipe `hc-cram(...)`, layout `hc-mem`: [mem, BOS, text], "
+        "t_1 given without a BOS) is judged on teacher-forced accuracy, as that code judges it; prototok's sink "
+        "variant (recipe `cram(...)`, layout `mem`) on greedy generation. Greedy accuracy is shown for both: "
+        "teacher forcing can hide a collapse after one wrong token.\n",
         cramming_table(cram_rows),
     ]
     pairs = method_pairs(results.rows)
     if pairs:
         out += [
             "\n### Fig. 3: H_LM reconstructed per text\n",
-            "Per sample, the largest H_LM (bits) among the prefixes reconstructed (max over seeds), "
-            "mean over samples.\n",
+            "Capacity: each method's statistic (one-pass: max over samples; baseline: largest length at mean "
+            "best accuracy >= threshold), and the mean of per-sample capacities. H_LM: per sample, the largest "
+            "H_LM (nats) among the prefixes reconstructed (max over seeds), mean over samples.\n",
             fig3_table(pairs),
         ]
     tp = throughput(results.rows)
@@ -137,8 +153,8 @@ def figures(results: Results, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5, 5))
         top = 1.0
         for model, source, ko, kc, so, sc in pairs:
-            hc = {s.sample: s.h_lm_max or 0.0 for s in sc.samples}
-            ho = {s.sample: s.h_lm_max or 0.0 for s in so.samples}
+            hc = {s.sample: nats(s.h_lm_max or 0.0) for s in sc.samples}
+            ho = {s.sample: nats(s.h_lm_max or 0.0) for s in so.samples}
             common = sorted(set(hc) & set(ho))
             xs, ys = [hc[s] for s in common], [ho[s] for s in common]
             top = max([top, *xs, *ys])
@@ -149,8 +165,8 @@ def figures(results: Results, out: Path) -> list[Path]:
                 fig,
                 ax,
                 out / "fig3_hlm_onepass_vs_cram.png",
-                xlabel="cramming (greedy): H_LM reconstructed (bits)",
-                ylabel="one pass: H_LM reconstructed (bits)",
+                xlabel="cramming: H_LM reconstructed (nats)",
+                ylabel="one pass: H_LM reconstructed (nats)",
                 title="Fig. 3: information reconstructed per text",
             )
         )
@@ -160,9 +176,11 @@ def figures(results: Results, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for model, device in dict.fromkeys((k[0], k[1]) for k in tp):
             ks = [k for k in tp if k[:2] == (model, device)]
-            ns = [k[2] for k in ks]
-            for method, marker in zip(COMPARED, ("o", "s")):
-                ax.plot(ns, [tp[k][method.name] for k in ks], marker=marker, label=f"{model} ({device}): {method.name}")
+            for method, marker in zip((OnePass, *AUTOREGRESSIVE), ("o", "s", "^", "v")):
+                got = [k for k in ks if method.name in tp[k]]
+                if got:
+                    ax.plot([k[2] for k in got], [tp[k][method.name] for k in got], marker=marker,
+                            label=f"{model} ({device}): {method.name}")  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         written.append(

@@ -1,7 +1,8 @@
 """Capacity per setting (model, source, layout, sharing kind, recipe): the summary table with the papers'
-numbers beside ours, accuracy vs length per setting, and three figures (accuracy vs length, capacity per
-setting, H_LM vs length). Every method's rows are summarized alike: experiments.capacity.summarize judges
-each row on its method's own accuracy (methods.judged_score).
+numbers beside the rows measured the same way (report.reference), accuracy vs length per setting, and three
+figures (accuracy vs length, capacity per setting, H_LM vs length). Every method's rows are summarized alike:
+experiments.capacity.summarize judges each row on its method's own accuracy and gives its method's capacity
+statistic. H_LM in nats (stored in bits, converted for display).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from ..experiments.capacity import summarize
 from ..experiments.runner import THRESHOLD
 from .markdown import fmt, md_table
 from .plotting import finish, log2_axis, pyplot
-from .reference import paper_capacity, paper_number
+from .reference import measured_as_paper, paper_capacity, paper_h_lm
 from .results import Results, group_by, label
 
 COLUMNS = ["model", "source", "layout", "sharing", "recipe"]  # what makes one capacity setting
@@ -32,26 +33,38 @@ def section(results: Results) -> str:
         return ""
     out = [
         "## Capacity per model and source\n",
-        f"Capacity: the longest grid length reconstructed at token accuracy >= {THRESHOLD} (max over seeds, "
-        "then mean +- std over samples); H_LM in bits, summed over the prefix (the frozen model's own "
-        "autoregressive cross-entropy; token 0 from BOS when the tokenizer has one). Layout `mem` rows are the "
-        "cramming baseline (arXiv 2502.13063), judged on greedy generation accuracy, not teacher-forced.\n",
+        f"Capacity, the papers' statistic: one-pass rows, per sample the longest grid length reconstructed at "
+        f"token accuracy >= {THRESHOLD} by any seed, then the maximum over samples (the paper reports maximum "
+        "values); cramming baseline rows (`hc-mem`, arXiv 2502.13063 as hidden_capacity runs it), the largest "
+        f"length whose mean best teacher-forced accuracy over texts is >= {THRESHOLD}. Beside it: mean +- std "
+        "and the per-sample capacities. H_LM in nats (the paper's unit), summed over the prefix (the frozen "
+        "model's own autoregressive cross-entropy; token 0 from BOS when the tokenizer adds one, as "
+        "hidden_capacity). Layout `mem` rows are prototok's sink variant (cram-sink), judged on greedy "
+        "generation. `paper`: the published number, only beside a setting measured as the paper measured it "
+        "(layout e m^(N-1), recipe `paper`, its data); every other setting is ours.\n",
     ]
     table = []
     for key, rs in settings.items():
         s = summarize(rs)
+        same = measured_as_paper(key[2], key[4], s.statistic)
         table.append(
             [
                 *key,
                 len(s.samples),
                 len({r["seed"] for r in rs}),
+                s.capacity,
                 f"{s.mean:.1f} +- {s.std:.1f}",
+                ", ".join(map(str, s.per_sample)),
                 f"{s.seed_mean:.1f}",
                 fmt(s.h_lm_mean),
-                fmt(paper_capacity(key[0], key[2], key[3]), "g"),
+                fmt(s.h_lm_top),
+                "paper's" if same else "ours",
+                fmt(paper_capacity(key[0], key[1], key[2], key[3], key[4], s.statistic), "g"),
+                fmt(paper_h_lm(key[0], key[1], key[2], key[3], key[4], s.statistic)),
             ]
         )
-    header = [*COLUMNS, "samples", "seeds", "capacity (tokens)", "one seed", "H_LM at capacity (bits)", "paper"]
+    header = [*COLUMNS, "samples", "seeds", "capacity (tokens)", "mean +- std", "per sample", "one seed"]
+    header += ["H_LM at capacity (nats)", "H_LM max (nats)", "measured as", "paper", "paper H_LM (nats)"]
     out.append(md_table(header, table))
     out.append("\n## Accuracy vs length (capacity runs)")
     for key, rs in settings.items():
@@ -59,7 +72,7 @@ def section(results: Results) -> str:
         out.append(f"\n### {label(key, varying, COLUMNS)}\n")
         out.append(
             md_table(
-                ["length", "accuracy (max over seeds)", "accuracy (mean +- std)", "reconstructed", "H_LM (bits)"],
+                ["length", "accuracy (max over seeds)", "accuracy (mean +- std)", "reconstructed", "H_LM (nats)"],
                 [
                     [
                         n,
@@ -104,9 +117,11 @@ def figures(results: Results, out: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(settings) + 2), 4.5))
     xs = range(len(sums))
-    ax.bar(xs, [s.mean for s in sums], yerr=[s.std for s in sums], width=0.5, capsize=4, label="prototok")
-    # by model name alone, as this figure always has (the table's "paper" column also checks the setting)
-    refs = [(i, paper_number("capacity", k[0])) for i, k in enumerate(settings)]
+    ax.bar(xs, [s.capacity for s in sums], width=0.5, label="prototok (capacity statistic)")
+    ax.errorbar(xs, [s.mean for s in sums], yerr=[s.std for s in sums], fmt="o", color="grey", capsize=4,
+                label="mean +- std over samples")  # fmt: skip
+    # only beside settings measured as the paper measured it (report.reference)
+    refs = [(i, paper_capacity(*k, s.statistic)) for i, (k, s) in enumerate(zip(settings, sums))]
     refs = [(i, v) for i, v in refs if v is not None]
     if refs:
         ax.scatter(*zip(*refs), marker="_", s=600, color="black", zorder=3, label="paper (2505.21189)")
@@ -136,7 +151,7 @@ def figures(results: Results, out: Path) -> list[Path]:
             ax,
             out / "hlm_vs_length.png",
             xlabel="text length (tokens)",
-            ylabel="H_LM of the prefix (bits, mean over samples)",
+            ylabel="H_LM of the prefix (nats, mean over samples)",
             title="H_LM vs length (dots: reconstructed by some sample)",
         )
     )

@@ -56,7 +56,7 @@ def section(results: Results) -> str:
             "## Table 4: time to fit and to decode\n",
             "Fit seconds: wall time a text spent in the fitter while `batch` texts were fitted at once (all "
             "experiments). Decode: tokens per second of one batched one-pass decode of a whole proto-token file "
-            "(method cram: of one batched greedy generation, one forward per token).",
+            "(methods cram and cram-sink: of one batched greedy generation, one forward per token).",
             "",
             md_table([*header, "decode tok/s"], body),
         ]
