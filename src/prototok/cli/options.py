@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..errors import PrototokError
+from ..experiments.runner import DEFAULT_DB
 from ..files import read_text
 from ..layouts import DEFAULT_LAYOUT, LAYOUTS
 from ..models import BUILTIN_MODELS, DEFAULT_MODEL, DTYPES
@@ -195,3 +196,12 @@ def read_texts(text: str | None, files: tuple[str, ...]) -> list[str]:
             raise PrototokError("no text: give it as an argument, with --file, or on stdin")
         texts.append(read_stdin())
     return texts
+
+
+db_option = click.option(
+    "--db",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="results database (SQLite) written by capacity, ablate and geometry",
+)

@@ -6,18 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..experiments.runner import DEFAULT_DB
-from .options import output_option
+from .options import db_option, output_option
 
 
 @click.command()
-@click.option(
-    "--db",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="results database (SQLite) written by capacity, ablate and geometry",
-)
+@db_option
 @output_option(
     "results/report",
     "folder for report.md and the PNG figures (created; files of the same names are replaced)",

@@ -7,18 +7,11 @@ from pathlib import Path
 
 import click
 
-from ..experiments.runner import DEFAULT_DB
-from .options import output_option
+from .options import db_option, output_option
 
 
 @click.command()
-@click.option(
-    "--db",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="results database (SQLite) written by capacity, ablate and geometry",
-)
+@db_option
 @click.option(
     "--table",
     type=click.Choice(["runs", "geometry"]),
