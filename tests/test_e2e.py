@@ -30,7 +30,8 @@ def test_cli_round_trip_is_exact(real, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["texts"][0]["accuracy"] == 1.0
     d = CliRunner().invoke(main, ["decode", str(out)])
-    assert d.exit_code == 0 and d.output.strip() == text
+    assert d.exit_code == 0 and d.stdout.strip() == text
+    assert "decoded with model 'smollm2-135m'" in d.stderr  # without --model, decode says which model it loaded
 
 
 def test_paper_recipe_is_exactly_as_published():
