@@ -6,7 +6,10 @@ a sentence boundary after a document's first sentence, so the target is mid-docu
 from (source spec, document id, character offset), so a run can be repeated exactly.
 
 Sources (`SOURCES`): a path or `file:PATH` (.txt, a folder of .txt, .jsonl with a `text` field),
-`hf:NAME[:config][:split][#field]`, `wiki`, `austen`, `random`, `generated:SOURCE`.
+`hf:NAME[:config][:split][#field]`, `wiki`, `austen`, `random` (Debian word list), `random-glove` (the papers'
+GloVe top-100k vocabulary, shipped in `data_files/`), `generated:SOURCE`, and `second-half:SOURCE` (a document
+source cut as hidden_capacity cuts its PG-19 / fanfics chunks: one sample per document, its second half of
+sentences, documents in order).
 """
 
 from __future__ import annotations
@@ -150,6 +153,8 @@ def parse_hub(arg: str) -> tuple[str, str | None, str, str, int | None]:
 def with_text_field(spec: str, field: str | None) -> str:
     """`--text-field F` applied to a data spec: hf: specs name their column as `#F` (part of the source key, so
     rows from another column are not mixed with these); other specs are returned as they are."""
+    if spec.startswith("second-half:"):  # a wrapper: the column is its inner hf: source's
+        return "second-half:" + with_text_field(spec.removeprefix("second-half:"), field)
     if not field or not spec.startswith("hf:") or "#" in spec:
         return spec
     return spec if field == "text" else f"{spec}#{field}"
@@ -322,6 +327,72 @@ def random_samples(n: int, seed: int, min_chars: int) -> list[Sample]:
     return out
 
 
+GLOVE_FILE = "glove_vocab_100k.txt"  # in prototok/data_files/, with its attribution (README.md there)
+
+
+@lru_cache(maxsize=1)
+def glove_words() -> list[str]:
+    """The GloVe 6B top-100k vocabulary, one entry a line in frequency order, as the papers use it (punctuation
+    and numbers included: hidden_capacity draws from the list as it is)."""
+    from importlib import resources
+
+    try:
+        text = resources.files("prototok").joinpath("data_files", GLOVE_FILE).read_text(encoding="utf-8")
+    except (OSError, ModuleNotFoundError) as err:
+        missing = f"the packaged word list data_files/{GLOVE_FILE} is missing: reinstall prototok ({err})"
+        raise PrototokError(missing) from None
+    return [w for w in text.split("\n") if w.strip()]
+
+
+def glove_samples(n: int, seed: int, min_chars: int) -> list[Sample]:
+    """The papers' random texts (hidden_capacity's vocabulary experiment, train.py `--shuffled`): words drawn
+    uniformly, with replacement, from the GloVe top-100k list, joined by spaces; each length takes the first N
+    tokens. Sample I of seed SEED (doc "SEED:I") draws from its own stream, so it does not depend on n.
+    hidden_capacity draws 5 x L words and a length per sample (uniform in 2..L for a grid value L); here every
+    sample is long enough for every grid length (min_chars) and is fitted at the grid's lengths."""
+    words = glove_words()
+    out = []
+    for i in range(n):
+        rng = _random.Random(f"glove:{seed}:{i}")
+        picked, size = [], -1
+        while size < min_chars:
+            picked.append(words[rng.randrange(len(words))])
+            size += len(picked[-1]) + 1
+        out.append(Sample("random-glove", f"{seed}:{i}", 0, " ".join(picked)))
+    return out
+
+
+def second_half(text: str) -> tuple[int, str] | None:
+    """hidden_capacity's cut of a chunk (train.py run_single_experiment): split into sentences, drop the first
+    half (len // 2 sentences), keep the rest joined by single spaces. Whitespace is normalised first, as its
+    preprocessing notebooks do (`' '.join(text.split())`), so the offset is into the normalised document.
+    Sentences by prototok's splitter (`sentence_starts`), not nltk's punkt: a split can differ at an
+    abbreviation. None when nothing is left."""
+    norm = " ".join(text.split())
+    starts = [0, *sentence_starts(norm)]  # where each sentence starts
+    pos = starts[len(starts) // 2]
+    rest = norm[pos:].strip()
+    return (pos, rest) if rest else None
+
+
+def halves(source: str, docs: Documents, n: int, seed: int) -> list[Sample]:
+    """One sample per document, its second half of sentences (second_half), in document order for seed 0 (as
+    train.py takes `df['text'][:num_samples]`), in a seeded order otherwise. Samples are not filtered by length:
+    one too short for a length skips that length, as with every source."""
+    order = list(docs)
+    if seed:
+        _random.Random(seed).shuffle(order)
+    out = []
+    for doc, text in order:
+        if (half := second_half(text)) is not None:
+            out.append(Sample(f"second-half:{source}", doc, half[0], half[1]))
+        if len(out) == n:
+            break
+    if not out:
+        raise PrototokError(f"data source 'second-half:{source}' has no document with text")
+    return out
+
+
 def _after_first_sentence(text: str) -> str:
     """A continuation starts mid-sentence; the target starts at its next sentence (all of it if none)."""
     starts = sentence_starts(text)
@@ -437,18 +508,39 @@ def pick(source: str, docs: Documents, n: int, seed: int, min_chars: int) -> lis
     return [Sample(source, doc, off, text) for doc, off, text in windows[:n]]
 
 
+# A document source: argument after "name:" -> (its source key, documents)
+DOCUMENT_SOURCES: dict[str, Callable[[str], tuple[str, Documents]]] = {
+    "file": lambda arg: (f"file:{Path(arg).resolve()}", from_files(arg)),
+    "hf": lambda arg: (f"hf:{arg}", from_hub(arg)),
+    "wiki": lambda arg: ("wiki", from_wiki()),
+    "austen": lambda arg: ("austen", from_austen()),
+}
+
+
+def _documents(spec: str) -> tuple[str, Documents]:
+    name, arg = _parse(spec)
+    if name not in DOCUMENT_SOURCES:
+        raise PrototokError(f"second-half: needs a document source ({', '.join(DOCUMENT_SOURCES)}), got '{spec}'")
+    return DOCUMENT_SOURCES[name](arg)
+
+
 # A source: (argument after "name:", n, seed, min_chars, lm) -> samples
 Source = Callable[[str, int, int, int, object], list[Sample]]
 
+
+def _windows(name: str) -> Source:
+    """A document source cut into sentence-bounded windows (pick)."""
+    return lambda arg, n, seed, mc, lm: pick(*DOCUMENT_SOURCES[name](arg), n, seed, mc)
+
+
 SOURCES: dict[str, Source] = {
-    "file": lambda arg, n, seed, mc, lm: pick(f"file:{Path(arg).resolve()}", from_files(arg), n, seed, mc),
-    "hf": lambda arg, n, seed, mc, lm: pick(f"hf:{arg}", from_hub(arg), n, seed, mc),
-    "wiki": lambda arg, n, seed, mc, lm: pick("wiki", from_wiki(), n, seed, mc),
-    "austen": lambda arg, n, seed, mc, lm: pick("austen", from_austen(), n, seed, mc),
+    **{name: _windows(name) for name in DOCUMENT_SOURCES},
     "random": lambda arg, n, seed, mc, lm: random_samples(n, seed, mc),
+    "random-glove": lambda arg, n, seed, mc, lm: glove_samples(n, seed, mc),
     "generated": lambda arg, n, seed, mc, lm: generated_samples(arg, n, seed, mc, lm),
+    "second-half": lambda arg, n, seed, mc, lm: halves(*_documents(arg), n, seed),
 }
-_TAKES_ARG = ("file", "hf", "generated")
+_TAKES_ARG = ("file", "hf", "generated", "second-half")
 
 
 def _parse(spec: str) -> tuple[str, str]:
@@ -472,6 +564,10 @@ def check_spec(spec: str) -> None:
         parse_hub(arg)
     if name == "generated":
         check_spec(arg)
+    if name == "second-half":
+        check_spec(arg)
+        if _parse(arg)[0] not in DOCUMENT_SOURCES:
+            raise PrototokError(f"second-half: needs a document source ({', '.join(DOCUMENT_SOURCES)}), got '{arg}'")
 
 
 def load_samples(spec: str, n: int, *, seed: int = 0, min_chars: int = 2000, lm=None) -> list[Sample]:

@@ -290,10 +290,17 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 
 
 def prepare(
-    name: str, model: torch.nn.Module, tokenizer, device: str | None = None, dtype: str | torch.dtype | None = None
+    name: str,
+    model: torch.nn.Module,
+    tokenizer,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    *,
+    autocast: bool = True,
 ) -> LoadedModel:
     """Freeze a model prototok owns, in place (moved to the device, cast to dtype, eval, requires_grad off), and
-    wrap it. A model of the caller's: wrap_model, which leaves it as it was."""
+    wrap it. A model of the caller's: wrap_model, which leaves it as it was. autocast=False keeps fp32 weights
+    on CUDA in plain fp32 (an explicit float32: the papers' precision for Pythia) instead of bf16 autocast."""
     dev = pick_device(device)
     want = parse_dtype(dtype)
     try:
@@ -304,8 +311,8 @@ def prepare(
     model.requires_grad_(False)
     weights = model.get_input_embeddings().weight.dtype
     # fp32 weights on CUDA run under bf16 autocast; weights already in bf16/fp16 run as they are
-    autocast = torch.bfloat16 if dev.type == "cuda" and weights == torch.float32 else None
-    return LoadedModel(name, model, tokenizer, _hash_model(model), hash_tokenizer(tokenizer), dev, autocast)
+    mixed = torch.bfloat16 if autocast and dev.type == "cuda" and weights == torch.float32 else None
+    return LoadedModel(name, model, tokenizer, _hash_model(model), hash_tokenizer(tokenizer), dev, mixed)
 
 
 def _frozen_alias(model: torch.nn.Module) -> torch.nn.Module:
@@ -373,6 +380,7 @@ def load_model(
     """Load once per process: fitting many texts must not reload the model per text.
 
     dtype: float32, bfloat16, float16; default (None, "auto"): the checkpoint's own dtype on GPU, float32 on CPU.
+    fp32 weights on GPU run under bf16 autocast, unless float32 is asked for explicitly (then plain fp32).
     revision: a branch, tag or commit of a Hub id (ignored for local models)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -399,7 +407,7 @@ def load_model(
             model = AutoModelForCausalLM.from_pretrained(src, dtype=want, attn_implementation="sdpa", **kw)
         except Exception as err:  # a truncated safetensors, a pickle weights_only refuses, an unknown model_type ...
             raise PrototokError(f"cannot load model '{name}': {_first_line(err)}") from None
-    return prepare(name, model, tok, device)
+    return prepare(name, model, tok, device, autocast=parse_dtype(dtype) != torch.float32)
 
 
 def as_loaded(model, device: str | None = None, default: str = DEFAULT_MODEL) -> LoadedModel:

@@ -14,7 +14,7 @@ import click
 from ..errors import PrototokError
 from .encode import decode, demo, encode
 from .encoder import encoder
-from .experiments import ablate, capacity, geometry
+from .experiments import ablate, capacity, geometry, reproduce
 from .options import EXIT_BAD_INPUT, config_option
 from .report import report
 from .share import export, push
@@ -95,6 +95,6 @@ def _with_config(cmd: click.Command) -> None:
         cmd.params.append(config_option())
 
 
-for _cmd in (encode, decode, demo, capacity, ablate, geometry, report, export, push, encoder):
+for _cmd in (encode, decode, demo, capacity, ablate, geometry, reproduce, report, export, push, encoder):
     _with_config(_cmd)
     main.add_command(_cmd)

@@ -15,7 +15,7 @@ from ..fit import SHARES
 from ..layouts import LAYOUTS
 from ..methods import METHODS, WARM_STARTS, OnePass
 from ..models import DEFAULT_MODEL
-from .options import fit_options
+from .options import MODEL_HELP, fit_options
 
 
 def _ints(value: str | None, name: str) -> tuple[int, ...] | None:
@@ -315,3 +315,62 @@ def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_ste
         length, seeds, opts["layout"], continuations, contexts, pairs, points, bezier_steps, bezier_lr, nearest
     )
     _run("geometry", cfg, opts)
+
+
+@click.command()
+@click.argument("table", type=click.Choice(["table1", "table2", "table3"]))
+@click.option("--model", default=None, help=f"{MODEL_HELP} (default: {DEFAULT_MODEL})")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+@click.option("--revision", default=None, help="branch, tag or commit of a Hub id (default: the main branch)")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    help="data source (repeatable), as for the experiment commands (default: the paper's PG-19 chunks, "
+    "second-half:hf:yurakuratov/pg19_valid_1k_chunks; offline: e.g. second-half:PATH, random-glove)",
+)
+@click.option("--text-field", default=None, help="hf: sources: the column holding the text (default: text)")
+@click.option(
+    "--db",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="results database (SQLite); proto-token files go beside it in <stem>.protos/",
+)
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="texts fitted at once")
+@click.option("--dry-run", is_flag=True, help="print every value the preset fixes and the plan's cost, fit nothing")
+@click.option("--json", "as_json", is_flag=True, help="the result as one JSON object on stdout (the rest to stderr)")
+def reproduce(table, model, device, revision, data, text_field, db, batch_size, dry_run, as_json):
+    """Run one of the paper's tables (arXiv 2505.21189) with the paper's settings.
+
+    Recipe `paper` exactly, its sample counts, seeds, lengths, groups and layouts, and its precision (fp32 for
+    Pythia, bf16 for Llama on GPU). table1: `ablate layouts` (50 texts, lengths 1..1024, every layout);
+    table2: `ablate sharing` (256 texts, N=256, groups 1/4/16/64/256 sharing m or e, 10 seeds, max and
+    average); table3: `capacity` (50 texts, the length grid 4..1448). Every fixed value is printed first; the
+    settings are those of prototok.experiments.presets.PRESETS. Only the model, the data, the database and
+    batching can be chosen.
+    """
+    from ..experiments.presets import PAPER_DATA, PAPER_RECIPE, PRESETS, paper_dtype
+    from ..models import pick_device
+
+    preset = PRESETS[table]
+    name, kind = model or DEFAULT_MODEL, pick_device(device).type
+    dtype = paper_dtype(name, kind)
+    for line in preset.describe(name, kind):
+        click.echo(line, err=as_json)
+    opts = {
+        "data": data or PAPER_DATA,
+        "text_field": text_field,
+        "db": db,
+        "dry_run": dry_run,
+        "model": model,
+        "device": device,
+        "revision": revision,
+        "dtype": dtype or "auto",
+        "samples": preset.samples,
+        "data_seed": 0,
+        "min_chars": EXPERIMENT_MIN_CHARS,
+        "batch_size": batch_size,
+        "as_json": as_json,
+    }
+    _run(preset.experiment, preset.config, opts, OnePass.from_options(recipe=PAPER_RECIPE))

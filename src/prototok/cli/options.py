@@ -32,7 +32,8 @@ def model_options_with(default: str):
             type=click.Choice(DTYPE_CHOICES),
             default="auto",
             show_default=True,
-            help="weights' dtype; auto: the model's own on GPU (fp32 under bf16 autocast), float32 on CPU",
+            help="weights' dtype; auto: the model's own on GPU (fp32 under bf16 autocast), float32 on CPU; "
+            "float32: plain fp32 on GPU too (no autocast)",
         )(f)
         f = click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")(f)
         return click.option("--model", default=None, help=f"{MODEL_HELP} (default: {default})")(f)
