@@ -36,6 +36,7 @@ from .texts import EXPERIMENT_MIN_CHARS, Item, Prefixes, load, prefixes, tokens_
 
 THRESHOLD = 0.99  # the papers' "reconstructed": token accuracy at least this
 DEFAULT_DB = "results/prototok.db"
+TIMED_TOKENS = 2048  # the largest step a dry run times (tokens in the batch); larger shapes are extrapolated
 
 
 @dataclass
@@ -247,13 +248,20 @@ class Plan:
         return len(self.calls) * (max_steps + 1)
 
     def estimate(self, method: Method, lm: LoadedModel | None) -> float | None:
-        """Seconds if no text stops early, from two timed steps: t = a + b * (batch * length)."""
+        """Seconds if no text stops early, from two timed steps: t = a + b * (batch * length).
+
+        The timed steps are capped at TIMED_TOKENS tokens (and the line extrapolated): timing the largest shape
+        itself (e.g. 8 texts x 1448 tokens) takes minutes on a CPU, longer than the dry run should."""
         if lm is None or not self.calls:
             return None
         max_steps = method.max_steps
         layout = self.calls[0][0]
         sizes = sorted({(c[3], c[1]) for c in self.calls}, key=lambda s: s[0] * s[1])
         lo, hi = sizes[0], sizes[-1]
+        if lo[0] * lo[1] > TIMED_TOKENS:
+            lo = (1, min(lo[1], TIMED_TOKENS // 8))
+        if hi[0] * hi[1] > TIMED_TOKENS:
+            hi = (1, TIMED_TOKENS)
         t_lo = method.step_seconds(lm, layout, *lo)
         t_hi = method.step_seconds(lm, layout, *hi) if hi != lo else t_lo
         span = hi[0] * hi[1] - lo[0] * lo[1]
