@@ -315,15 +315,20 @@ def english_words() -> list[str]:
 def random_samples(n: int, seed: int, min_chars: int) -> list[Sample]:
     """Words drawn uniformly from an English word list (the papers' random-vocabulary texts); doc "SEED:I"
     regenerates sample I of seed SEED."""
-    words = english_words()
+    return _word_samples("random", english_words(), "", n, seed, min_chars)
+
+
+def _word_samples(source: str, words: list[str], stream: str, n: int, seed: int, min_chars: int) -> list[Sample]:
+    """n samples of words drawn uniformly (with replacement) until min_chars; sample I of seed SEED (doc "SEED:I")
+    draws from its own stream (`stream` + "SEED:I"), so it does not depend on n."""
     out = []
     for i in range(n):
-        rng = _random.Random(f"{seed}:{i}")
+        rng = _random.Random(f"{stream}{seed}:{i}")
         picked, size = [], -1
         while size < min_chars:
             picked.append(rng.choice(words))
             size += len(picked[-1]) + 1
-        out.append(Sample("random", f"{seed}:{i}", 0, " ".join(picked)))
+        out.append(Sample(source, f"{seed}:{i}", 0, " ".join(picked)))
     return out
 
 
@@ -350,16 +355,7 @@ def glove_samples(n: int, seed: int, min_chars: int) -> list[Sample]:
     tokens. Sample I of seed SEED (doc "SEED:I") draws from its own stream, so it does not depend on n.
     hidden_capacity draws 5 x L words and a length per sample (uniform in 2..L for a grid value L); here every
     sample is long enough for every grid length (min_chars) and is fitted at the grid's lengths."""
-    words = glove_words()
-    out = []
-    for i in range(n):
-        rng = _random.Random(f"glove:{seed}:{i}")
-        picked, size = [], -1
-        while size < min_chars:
-            picked.append(words[rng.randrange(len(words))])
-            size += len(picked[-1]) + 1
-        out.append(Sample("random-glove", f"{seed}:{i}", 0, " ".join(picked)))
-    return out
+    return _word_samples("random-glove", glove_words(), "glove:", n, seed, min_chars)
 
 
 def second_half(text: str) -> tuple[int, str] | None:
