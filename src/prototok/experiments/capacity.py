@@ -139,6 +139,8 @@ def previous_solution(run: Run) -> Callable[[Item], tuple[torch.Tensor, torch.Te
     method), or None (it draws). Reads this process's store only: under torchrun the ranks have swapped their
     rows when the walk finished the previous length (run.rows), so no collective runs inside a fit."""
 
+    files: dict[str, ProtoTokens] = {}
+
     def warm(it: Item) -> tuple[torch.Tensor, torch.Tensor] | None:
         rows = run.store.rows(
             experiment=run.experiment, model=run.model, source=run.source, recipe=run.recipe_key,
@@ -148,8 +150,9 @@ def previous_solution(run: Run) -> Callable[[Item], tuple[torch.Tensor, torch.Te
         if not shorter:
             return None
         r = max(shorter, key=lambda r: r["length"])
-        proto = ProtoTokens.load(run.store.proto_file(r["proto_path"]))
-        i = r["proto_index"]
+        if r["proto_path"] not in files:  # a chunk's texts share one file: read it once
+            files[r["proto_path"]] = ProtoTokens.load(run.store.proto_file(r["proto_path"]))
+        proto, i = files[r["proto_path"]], r["proto_index"]
         return proto.e[i], proto.m[min(i, proto.m.shape[0] - 1)]
 
     return warm
