@@ -278,3 +278,40 @@ def test_an_lbfgs_recipe_reconstructs_a_text_batch_independently(tiny):
     assert both[1].steps == alone[0].steps and torch.allclose(both[1].e, alone[0].e, rtol=1e-3, atol=1e-2)
     with pytest.raises(PrototokError, match="per-text vectors only"):
         fit(tiny, toks, recipe=rec, share="m")
+
+
+def _stalled_run(recipe: Recipe) -> list[int]:
+    """A fake method whose loss falls every step (as under L-BFGS) while 1 of 4 tokens stays right; returns the
+    steps at which the batcher re-drew the text."""
+    from prototok.fit import Slots, run_slots
+
+    x = torch.zeros(1, 2, requires_grad=True)
+    calls, redraws = [0], []
+
+    def init(s, i, gen, restart):
+        if restart:
+            redraws.append(calls[0])
+
+    def score(rows, toks):
+        calls[0] += 1
+        return (x**2).sum(-1) + 1.0 / calls[0], torch.tensor([1])  # loss always lower, accuracy flat at 1/4
+
+    run_slots(Slots([x], [1.0], init, score, lambda s: ()), [[1, 2, 3, 4]], recipe, seed=0)
+    return redraws
+
+
+def test_stall_after_redraws_a_draw_whose_accuracy_stopped_rising_even_as_its_loss_falls():
+    assert _stalled_run(Recipe(restart_after=3, max_steps=12)) == []  # the loss keeps "improving": no restart
+    # accuracy rises once per draw (from nothing), then 3 flat steps: a redraw after steps 4, 8, 12 (1-based)
+    assert _stalled_run(Recipe(stall_after=3, max_steps=12)) == [4, 8, 12]
+    with pytest.raises(ValueError, match="stall_after"):
+        Recipe(stall_after=-1)
+
+
+def test_a_shared_m_group_redraws_on_a_stall_too(tiny):
+    lists = [ids(tiny, "the cat sat on the mat"), ids(tiny, "bird sang")]
+    stuck = get_recipe("paper", lr=1e-12, max_steps=9, stall_after=2)  # a step too small to change any token
+    plain = fit(tiny, lists, recipe=get_recipe("paper", lr=1e-12, max_steps=9), share="m")
+    redrawn = fit(tiny, lists, recipe=stuck, share="m")
+    assert [r.steps for r in plain] == [0, 0]  # one draw, nothing ever better than its start
+    assert not torch.equal(plain[0].m, redrawn[0].m) or redrawn[0].steps > 0  # another draw was tried and kept

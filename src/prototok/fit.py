@@ -170,7 +170,8 @@ def run_slots(
     A queue of texts feeds the slots; each step scores the active slots (one forward+backward), keeps each
     text's best state, and a text leaves its slot when solved (accuracy 1.0), at recipe.max_steps, or after
     `patience` steps without a better accuracy (0: never); the next text takes the slot. recipe.restart_after
-    re-draws a text's vectors after that many steps without a new best. fixed_shape scores every slot every
+    re-draws a text's vectors after that many steps without a new best, recipe.stall_after after that many
+    without a rise in the current draw's accuracy (the best over all draws is kept). fixed_shape scores every slot every
     step (empty ones with no tokens), so a compiled backbone sees one shape.
     """
     n, size = len(token_lists), slots.params[0].shape[0]
@@ -183,6 +184,7 @@ def run_slots(
     text: list[int | None] = [None] * size  # text index in each slot
     gens: list[torch.Generator | None] = [None] * size
     steps, since_best, since_better, started = [0] * size, [0] * size, [0] * size, [0.0] * size
+    draw_acc, since_rise = [0.0] * size, [0] * size  # this draw's best accuracy, steps since it rose (stall_after)
     best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, state, loss)
     kept: list[Kept | None] = [None] * n
     step = 0
@@ -193,7 +195,8 @@ def run_slots(
         with torch.no_grad():
             slots.init(s, i, gens[s], False)
         opt.reset(s)
-        steps[s] = since_best[s] = since_better[s] = 0
+        steps[s] = since_best[s] = since_better[s] = since_rise[s] = 0
+        draw_acc[s] = -1.0
         best[s], started[s] = None, time.perf_counter()
 
     def finish(s: int) -> None:
@@ -233,11 +236,15 @@ def run_slots(
             if acc >= 1.0 or steps[s] >= recipe.max_steps or (patience and since_better[s] >= patience):
                 finish(s)
                 continue
-            if recipe.restart_after and since_best[s] >= recipe.restart_after:
+            since_rise[s] = 0 if acc > draw_acc[s] else since_rise[s] + 1
+            draw_acc[s] = max(draw_acc[s], acc)
+            stalled = recipe.stall_after and since_rise[s] >= recipe.stall_after
+            if stalled or (recipe.restart_after and since_best[s] >= recipe.restart_after):
                 with torch.no_grad():
                     slots.init(s, text[s], gens[s], True)
                 opt.reset(s)
-                since_best[s] = 0
+                since_best[s] = since_rise[s] = 0
+                draw_acc[s] = -1.0
             else:  # a freshly re-drawn row waits for its own gradient
                 updating.append(s)
                 at.append(j)
@@ -344,6 +351,7 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
     lengths = torch.tensor([len(t) for t in texts])
     rows = torch.arange(len(texts), device=dev)
     best, since_best, t0 = None, 0, time.perf_counter()
+    draw_key, since_rise = None, 0  # this draw's most tokens right, steps since it rose (stall_after)
     for step in range(rec.max_steps + 1):
         loss, correct = layout_scores(lm, lay, E, M, texts)
         total = loss.sum()
@@ -357,6 +365,8 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
             torch.distributed.all_reduce(score, group=group)
             right, tot, unsolved = score.tolist()
             key, solved = (right, -tot), unsolved == 0
+        since_rise = 0 if draw_key is None or key[0] > draw_key else since_rise + 1
+        draw_key = key[0] if draw_key is None else max(draw_key, key[0])
         if best is None or key > best[0]:
             e_b, m_b = E.detach().cpu().clone(), M.detach().cpu().clone()
             best, since_best = (key, step, e_b, m_b, loss, correct), 0
@@ -370,13 +380,14 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
         if group is not None:  # sum of every rank's gradient: the gradient one process would get
             torch.distributed.all_reduce(shared.grad, group=group)
         opt.step(rows)
-        if rec.restart_after and since_best >= rec.restart_after:  # a group restarts as a whole
+        stalled = rec.stall_after and since_rise >= rec.stall_after
+        if stalled or (rec.restart_after and since_best >= rec.restart_after):  # a group restarts as a whole
             with torch.no_grad():
                 e0, m0 = draw()
                 E.copy_(e0)
                 M.copy_(m0)
             opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
-            since_best = 0
+            since_best, since_rise, draw_key = 0, 0, None
     _, st, e_b, m_b, loss, correct = best
     secs = time.perf_counter() - t0
     return [
