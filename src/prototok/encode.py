@@ -9,7 +9,7 @@ from .layouts import DEFAULT_LAYOUT, get_layout
 from .methods import OnePass, to_proto
 from .models import DEFAULT_MODEL, LoadedModel, as_loaded
 from .protofile import ProtoTokens
-from .recipes import DEFAULT_RECIPE, Recipe, parse_recipe
+from .recipes import Recipe, default_recipe, parse_recipe
 from .tokens import tokenize
 
 
@@ -18,7 +18,7 @@ def encode(
     model: str | LoadedModel | tuple = DEFAULT_MODEL,
     *,
     layout: str = DEFAULT_LAYOUT,
-    recipe: str | Recipe = DEFAULT_RECIPE,
+    recipe: str | Recipe | None = None,
     seed: int = 0,
     share: str = "none",
     batch_size: int = 8,
@@ -32,6 +32,7 @@ def encode(
     lm = as_loaded(model, device)
     texts = [texts] if isinstance(texts, str) else list(texts)
     lay = get_layout(layout)
+    recipe = default_recipe(share) if recipe is None else recipe
     rec = parse_recipe(recipe) if isinstance(recipe, str) else recipe
     extra = 1 if lay.first_target else 0  # e m^N needs one position more than the text has tokens
     token_lists = [tokenize(lm.tokenizer, t, lm.max_positions - extra) for t in texts]

@@ -25,7 +25,7 @@ from .layouts import DEFAULT_LAYOUT, Layout, get_layout
 from .models import LoadedModel
 from .onepass import check_finite, compiled_backbone, layout_scores
 from .optimizers import RowAdamW, make_optimizer
-from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from .recipes import Recipe, check_shareable, default_recipe, get_recipe
 
 SHARES = ("none", "m", "e")
 
@@ -68,7 +68,7 @@ def fit(
     token_lists: list[list[int]],
     *,
     layout: str | Layout = DEFAULT_LAYOUT,
-    recipe: str | Recipe = DEFAULT_RECIPE,
+    recipe: str | Recipe | None = None,
     seed: int = 0,
     share: str = "none",
     batch_size: int = 8,
@@ -93,6 +93,7 @@ def fit(
     summed over ranks, so all take the same steps and hold the same shared vector. Returns rank r's texts only.
     """
     lay = get_layout(layout) if isinstance(layout, str) else layout
+    recipe = default_recipe(share) if recipe is None else recipe
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if share not in SHARES:
         raise ValueError(f"share must be one of {SHARES}, got '{share}'")
@@ -103,8 +104,7 @@ def fit(
         raise PrototokError(f"layout needs {too_long} positions, more than the model's context ({lm.max_positions})")
     if warm_start is not None and (share != "none" or len(warm_start) != len(token_lists)):
         raise ValueError("warm_start needs share='none' and one (e, m) pair per text")
-    if share != "none" and rec.optimizer != "adamw":
-        raise PrototokError(f"recipe '{rec.key}' fits per-text vectors only: its optimizer cannot share e or m")
+    check_shareable(rec, share)
     if process_group is not None and share == "none":
         raise ValueError("process_group needs share='m' or 'e': per-text vectors need no all-reduce")
     if share == "none":
@@ -201,6 +201,8 @@ def run_slots(
 
     def finish(s: int) -> None:
         acc, _, st, state, loss = best[s]
+        if not math.isfinite(loss):  # a tolerant optimiser's text never had one finite evaluation
+            check_finite(torch.tensor(loss))
         i = text[s]
         kept[i] = Kept(i, state, acc, st, loss, time.perf_counter() - started[s], steps[s] + 1)
         text[s] = None

@@ -25,7 +25,7 @@ from .layouts import get_layout
 from .models import LoadedModel
 from .onepass import decode_tokens, layout_scores
 from .protofile import ProtoTokens
-from .recipes import Recipe, parse_recipe
+from .recipes import Recipe, check_shareable, default_recipe, parse_recipe
 
 WARM_STARTS = ("cold", "prefix")
 
@@ -87,9 +87,13 @@ class OnePass:
             raise ValueError(f"OnePass.warm must be one of {WARM_STARTS}, got '{self.warm}'")
 
     @classmethod
-    def from_options(cls, *, recipe: str, lr=None, steps=None, init_scale=None, warm="cold", **_) -> OnePass:
-        """From the command line's fit options (None keeps the recipe's value)."""
-        return cls(parse_recipe(recipe, lr=lr, max_steps=steps, init_scale=init_scale), warm or "cold")
+    def from_options(
+        cls, *, recipe: str | None = None, lr=None, steps=None, init_scale=None, warm="cold", share="none", **_
+    ) -> OnePass:
+        """From the command line's fit options (None keeps the recipe's value; no recipe: the default for share)."""
+        rec = parse_recipe(recipe or default_recipe(share), lr=lr, max_steps=steps, init_scale=init_scale)
+        check_shareable(rec, share)
+        return cls(rec, warm or "cold")
 
     @property
     def key(self) -> str:

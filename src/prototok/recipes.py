@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+from .errors import PrototokError
+
 SCHEDULES = ("constant", "cosine")
 INITS = ("normal", "embedding")
 OPTIMIZERS = ("adamw", "lbfgs")
@@ -95,10 +97,27 @@ RECIPES: dict[str, Recipe] = {
         notes="fast-e50's AdamW for 50 steps, then per-text L-BFGS; a draw whose accuracy stalls 60 steps is redrawn",
     ),
 }
-DEFAULT_RECIPE = "fast-e50"
+DEFAULT_RECIPE = "fast-lbfgs"  # per-text fits
+SHARED_RECIPE = "fast-e50"  # fits sharing e or m over texts: L-BFGS here works per text only
+
+
+def check_shareable(recipe: Recipe, share: str) -> None:
+    """Before any loading: a recipe whose optimiser works per text cannot fit a vector shared by texts."""
+    if share != "none" and recipe.optimizer != "adamw":
+        raise PrototokError(
+            f"recipe '{recipe.key}' fits per-text vectors only: its optimizer cannot share e or m "
+            f"(use --recipe {SHARED_RECIPE})"
+        )
+
+
+def default_recipe(share: str = "none") -> str:
+    """The recipe a fit gets when none is named: the fastest measured one that can fit this kind."""
+    return DEFAULT_RECIPE if share == "none" else SHARED_RECIPE
+
+
 RECIPE_HELP = (
     f"NAME ({', '.join(RECIPES)}) or NAME:FIELD=VALUE,... to change fields of it, e.g. fast-e50:e_scale=30,"
-    "schedule=cosine (README, Recipes)"
+    f"schedule=cosine (README, Recipes)  [default: {DEFAULT_RECIPE}; {SHARED_RECIPE} where texts share a vector]"
 )
 
 

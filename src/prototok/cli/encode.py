@@ -76,11 +76,12 @@ def encode(
     With --encoder, a trained encoder gives them in one pass instead (optionally refined by --refine steps).
     """
     from ..encode import encode as run_encode
-    from ..recipes import parse_recipe
+    from ..recipes import check_shareable, default_recipe, parse_recipe
 
     check_output_file(output, "-o")  # before any loading or fitting
     texts = read_texts(text, files)
-    rec = parse_recipe(recipe, lr=lr, max_steps=steps, init_scale=init_scale)
+    rec = parse_recipe(recipe or default_recipe(share), lr=lr, max_steps=steps, init_scale=init_scale)
+    check_shareable(rec, share)
     lm = load_model_from(locals())
     update, bar = progress_bar(len(texts), "encode")
     try:

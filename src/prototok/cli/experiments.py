@@ -272,7 +272,7 @@ def ablate_sharing(lengths, groups, shared, **opts):
     grid = _ints(lengths, "--lengths")
     kinds = ("m", "e") if shared == "both" else (shared,)
     cfg = SharingConfig(grid, _ints(groups, "--groups"), kinds, _seeds(opts), opts["layout"])
-    _run("sharing", cfg, opts)
+    _run("sharing", cfg, opts, OnePass.from_options(**{**opts, "share": "m"}))  # its groups share a vector
 
 
 @click.command()

@@ -11,7 +11,7 @@ from ..experiments.runner import DEFAULT_DB
 from ..files import read_text
 from ..layouts import DEFAULT_LAYOUT, LAYOUTS
 from ..models import BUILTIN_MODELS, DEFAULT_MODEL, DTYPES
-from ..recipes import DEFAULT_RECIPE, RECIPE_HELP
+from ..recipes import RECIPE_HELP
 
 EXIT_OK, EXIT_NOT_RECONSTRUCTED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -145,7 +145,7 @@ def fit_options(f):
     """Options shared by every command that fits proto-tokens."""
     opts = [
         click.option("--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS)),
-        click.option("--recipe", default=DEFAULT_RECIPE, show_default=True, help=RECIPE_HELP),
+        click.option("--recipe", default=None, help=RECIPE_HELP),
         click.option("--lr", type=float, default=None, help="override the recipe's learning rate"),
         click.option("--steps", type=click.IntRange(0), default=None, help="override the recipe's max steps per text"),
         click.option("--init-scale", type=float, default=None, help="override the recipe's init scale"),
