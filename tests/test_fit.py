@@ -315,3 +315,16 @@ def test_a_shared_m_group_redraws_on_a_stall_too(tiny):
     redrawn = fit(tiny, lists, recipe=stuck, share="m")
     assert [r.steps for r in plain] == [0, 0]  # one draw, nothing ever better than its start
     assert not torch.equal(plain[0].m, redrawn[0].m) or redrawn[0].steps > 0  # another draw was tried and kept
+
+
+def test_a_warm_started_text_skips_the_adamw_steps_of_an_adamw_then_lbfgs_recipe(tiny):
+    """From a shorter prefix's solution, fast-lbfgs runs exactly as pure L-BFGS would (same steps, same vectors);
+    from a random draw it does not (its first 50 steps are AdamW's)."""
+    long = ids(tiny, "the cat sat on the mat and the dog ran to the park")
+    (short,) = fit(tiny, [long[:6]], recipe=get_recipe("fast-lbfgs", max_steps=300))
+    hybrid, pure = get_recipe("fast-lbfgs", max_steps=300), get_recipe("fast-lbfgs", lbfgs_after=0, max_steps=300)
+    warm = [(short.e, short.m)]
+    (a,), (b,) = fit(tiny, [long], recipe=hybrid, warm_start=warm), fit(tiny, [long], recipe=pure, warm_start=warm)
+    assert a.solved and (a.steps, a.steps_run) == (b.steps, b.steps_run) and torch.equal(a.e, b.e)
+    (c,), (d,) = fit(tiny, [long], recipe=hybrid), fit(tiny, [long], recipe=pure)
+    assert (c.steps_run, c.e.tolist()) != (d.steps_run, d.e.tolist())

@@ -83,6 +83,7 @@ def fit(
 
     warm_start: a (d,) pair (e, m) per text to start from instead of a random draw (a learned encoder's
     output, or the solution of a shorter prefix), None for a text that draws; a restart still draws at random.
+    Under an AdamW-then-L-BFGS recipe a warm-started text skips the AdamW steps (they exist to find a basin).
     compile: run every step at one fixed shape (all slots, longest text) through a torch.compile'd backbone
     (CUDA graphs on GPU), which removes the per-kernel launch overhead that dominates small steps.
     init_ids: the id that seeds each text's init stream (default: its index), so a text resumed or fitted
@@ -135,7 +136,8 @@ class Slots:
 
     params: list[torch.Tensor]  # leaf tensors (slots, ...), requires_grad
     lr_scales: list[float]  # per param: its learning rate (and init) relative to the recipe's
-    init: Callable[[int, int, torch.Generator, bool], None]  # (slot, text, its stream, restart): fill row in place
+    # (slot, text, its stream, restart): fill row in place; True when it placed a given start, not a draw
+    init: Callable[[int, int, torch.Generator, bool], bool | None]
     score: Callable[[torch.Tensor, list[list[int]]], tuple[torch.Tensor, torch.Tensor]]  # rows, texts -> loss, right
     keep: Callable[[int], tuple]  # slot -> the state to keep for its text (CPU copies)
 
@@ -193,8 +195,8 @@ def run_slots(
         i = queue.popleft()
         text[s], gens[s] = i, init_stream(seed, ids[i])
         with torch.no_grad():
-            slots.init(s, i, gens[s], False)
-        opt.reset(s)
+            warm = bool(slots.init(s, i, gens[s], False))
+        opt.reset(s, warm=warm)
         steps[s] = since_best[s] = since_better[s] = since_rise[s] = 0
         draw_acc[s] = -1.0
         best[s], started[s] = None, time.perf_counter()
@@ -294,10 +296,12 @@ def _fit_queue(
     backbone = compiled_backbone(lm) if compile else None
     fixed_len = max(lay.length(len(t)) for t in token_lists) if compile else None
 
-    def init(s: int, i: int, gen: torch.Generator, restart: bool) -> None:
+    def init(s: int, i: int, gen: torch.Generator, restart: bool) -> bool:
         E[s], M[s] = _draw(gen, d, scale * rec.e_scale).to(dev), _draw(gen, d, scale).to(dev)
         if warm_start is not None and not restart and warm_start[i] is not None:
             E[s], M[s] = (v.reshape(d).to(dev, torch.float32) for v in warm_start[i])
+            return True
+        return False
 
     def score(rows: torch.Tensor, toks: list[list[int]]):
         return layout_scores(lm, lay, E[rows], M[rows], toks, fixed_len, backbone)

@@ -42,7 +42,7 @@ class RowAdamW:
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
         self.steps = [torch.zeros(p.shape[0], device=p.device) for p in params]
 
-    def reset(self, row: int) -> None:
+    def reset(self, row: int, warm: bool = False) -> None:
         for i, p in enumerate(self.params):
             if p.shape[0] > 1 or row == 0:
                 self.exp_avg[i][row].zero_()
@@ -108,7 +108,7 @@ class RowLBFGS:
         self.pairs = [0] * slots
         self.started = [False] * slots
 
-    def reset(self, row: int) -> None:
+    def reset(self, row: int, warm: bool = False) -> None:
         self.pairs[row], self.started[row] = 0, False
 
     def _flat(self, row: int, grad: bool) -> torch.Tensor:
@@ -192,7 +192,8 @@ class RowLBFGS:
 
 
 class RowHybrid:
-    """AdamW for each row's first recipe.lbfgs_after steps, then L-BFGS from where Adam left it."""
+    """AdamW for each row's first recipe.lbfgs_after steps, then L-BFGS from where Adam left it; a warm-started
+    row (reset(row, warm=True)) takes L-BFGS from its first step."""
 
     tolerates_nonfinite = True
 
@@ -202,10 +203,12 @@ class RowHybrid:
         self.after = recipe.lbfgs_after
         self.count = [0] * params[0].shape[0]
 
-    def reset(self, row: int) -> None:
+    def reset(self, row: int, warm: bool = False) -> None:
+        """warm: the row starts from a given point (a shorter prefix's solution), already near a basin, so it
+        goes straight to L-BFGS; AdamW's steps would only knock it out (README, Long texts)."""
         self.adam.reset(row)
         self.lbfgs.reset(row)
-        self.count[row] = 0
+        self.count[row] = self.after if warm else 0
 
     @torch.no_grad()
     def step(self, rows: torch.Tensor, loss: torch.Tensor) -> None:
