@@ -263,3 +263,20 @@ def test_report_cli_lists_what_it_wrote(store_path, tmp_path):
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[0] == f"wrote {tmp_path / 'rep' / 'report.md'}"
     assert len(r.output.splitlines()) == 9  # report.md and eight figures
+
+
+def test_the_work_of_a_walk_is_summed_per_length_and_up_the_grid(tmp_path):
+    """Evaluations per length (all rows) and the walk so far: what a warm walk is compared on with a cold one."""
+    path = tmp_path / "r.db"
+    walk = [(0, 4, 10), (1, 4, 20), (0, 8, 30), (1, 8, 40)]
+    with Store(path) as store:
+        store.add([row("capacity", s, n, 1.0, evals=e) for s, n, e in walk])
+        store.add([row("capacity", 0, 4, 1.0, recipe="fast")])  # a row from before evals were recorded
+    assert cli("report", "--db", path, "-o", tmp_path / "rep").exit_code == 0
+    md = (tmp_path / "rep/report.md").read_text()
+
+    def table(recipe: str) -> str:
+        return md.split(f"### recipe {recipe}\n")[1].split("\n#")[0]
+
+    assert line_of(table("paper"), "4", "30", "30") and line_of(table("paper"), "8", "70", "100")
+    assert "| - | - |" in line_of(table("fast"), "4")

@@ -300,7 +300,10 @@ def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary
         every = [a for v in acc[n].values() for a in v]
         files = {r["proto_path"]: r for r in by_n[n] if r["decode_seconds"]}  # one decode per file
         secs = sum(r["decode_seconds"] for r in files.values())
+        evals = [r.get("evals") for r in by_n[n]]
         out.by_length[n] = {
+            "evals": sum(evals) if None not in evals else None,  # the work: forward+backward evaluations
+            "fit_s_sum": sum(r["fit_seconds"] for r in by_n[n]),
             "tf_mean": statistics.fmean(r["accuracy"] for r in by_n[n]),
             "fit_s": statistics.fmean(r["fit_seconds"] for r in by_n[n]),
             "decode_tps": sum(r["decode_tokens"] for r in files.values()) / secs if secs else None,

@@ -67,12 +67,27 @@ def section(results: Results) -> str:
     header += ["H_LM at capacity (nats)", "H_LM max (nats)", "measured as", "paper", "paper H_LM (nats)"]
     out.append(md_table(header, table))
     out.append("\n## Accuracy vs length (capacity runs)")
+    out.append(
+        "\nEvaluations: forward+backward passes of the length's rows, summed (the work, whatever the optimiser; "
+        "\"-\" for rows written before it was recorded); walk so far: the same summed over this and every shorter "
+        "length, which a warm walk (`+prefix-warm`) and a cold one over the same texts are compared on (Fig. 2 "
+        "of arXiv 2505.21189 plots accuracy against length per recipe: `accuracy_vs_length.png`)."
+    )
     for key, rs in settings.items():
         s = summarize(rs)
         out.append(f"\n### {label(key, varying, COLUMNS)}\n")
         out.append(
             md_table(
-                ["length", "accuracy (max over seeds)", "accuracy (mean +- std)", "reconstructed", "H_LM (nats)"],
+                [
+                    "length",
+                    "accuracy (max over seeds)",
+                    "accuracy (mean +- std)",
+                    "reconstructed",
+                    "H_LM (nats)",
+                    "evaluations (all rows)",
+                    "walk so far",
+                    "fit s (all rows)",
+                ],  # fmt: skip
                 [
                     [
                         n,
@@ -80,12 +95,25 @@ def section(results: Results) -> str:
                         f"{st['mean']:.4f} +- {st['std']:.4f}",
                         f"{st['passed']}/{st['samples']}",
                         fmt(st["h_lm"]),
+                        fmt(st["evals"], "d"),
+                        fmt(walk, "d"),
+                        f"{st['fit_s_sum']:.0f}",
                     ]
-                    for n, st in s.by_length.items()
+                    for (n, st), walk in zip(s.by_length.items(), _running(s.by_length))
                 ],
             )
         )
     return "\n".join(out)
+
+
+def _running(by_length: dict[int, dict]) -> list[int | None]:
+    """Evaluations of the walk up to and including each length (None once a length lacks the count): what a
+    warm walk is compared on, against the cold fits of the same lengths."""
+    out, total = [], 0
+    for st in by_length.values():
+        total = None if total is None or st["evals"] is None else total + st["evals"]
+        out.append(total)
+    return out
 
 
 def figures(results: Results, out: Path) -> list[Path]:
