@@ -328,3 +328,22 @@ def test_a_warm_started_text_skips_the_adamw_steps_of_an_adamw_then_lbfgs_recipe
     assert a.solved and (a.steps, a.steps_run) == (b.steps, b.steps_run) and torch.equal(a.e, b.e)
     (c,), (d,) = fit(tiny, [long], recipe=hybrid), fit(tiny, [long], recipe=pure)
     assert (c.steps_run, c.e.tolist()) != (d.steps_run, d.e.tolist())
+
+
+def test_stall_after_never_discards_a_warm_start():
+    from prototok.fit import Slots, run_slots
+
+    x = torch.zeros(1, 2, requires_grad=True)
+    calls, redraws = [0], []
+
+    def init(s, i, gen, restart):
+        if restart:
+            redraws.append(calls[0])
+        return not restart  # the first start is a given one
+
+    def score(rows, toks):
+        calls[0] += 1
+        return (x**2).sum(-1) + 1.0 / calls[0], torch.tensor([1])
+
+    run_slots(Slots([x], [1.0], init, score, lambda s: ()), [[1, 2, 3, 4]], Recipe(stall_after=3, max_steps=12), seed=0)
+    assert redraws == []

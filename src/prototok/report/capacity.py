@@ -69,7 +69,7 @@ def section(results: Results) -> str:
     out.append("\n## Accuracy vs length (capacity runs)")
     out.append(
         "\nEvaluations: forward+backward passes of the length's rows, summed (the work, whatever the optimiser; "
-        "\"-\" for rows written before it was recorded); walk so far: the same summed over this and every shorter "
+        '"-" for rows written before it was recorded); walk so far: the same summed over this and every shorter '
         "length, which a warm walk (`+prefix-warm`) and a cold one over the same texts are compared on (Fig. 2 "
         "of arXiv 2505.21189 plots accuracy against length per recipe: `accuracy_vs_length.png`)."
     )
