@@ -330,7 +330,9 @@ def test_a_warm_started_text_skips_the_adamw_steps_of_an_adamw_then_lbfgs_recipe
     assert (c.steps_run, c.e.tolist()) != (d.steps_run, d.e.tolist())
 
 
-def test_stall_after_never_discards_a_warm_start():
+def _dipping_run(warm: bool) -> list[int]:
+    """Evaluation 1 scores 3 of 4 tokens (a prefix solution's start), every later one 1 of 4, the loss always
+    lower; returns the evaluations after which the batcher re-drew."""
     from prototok.fit import Slots, run_slots
 
     x = torch.zeros(1, 2, requires_grad=True)
@@ -339,11 +341,16 @@ def test_stall_after_never_discards_a_warm_start():
     def init(s, i, gen, restart):
         if restart:
             redraws.append(calls[0])
-        return not restart  # the first start is a given one
+        return warm and not restart
 
     def score(rows, toks):
         calls[0] += 1
-        return (x**2).sum(-1) + 1.0 / calls[0], torch.tensor([1])
+        return (x**2).sum(-1) + 1.0 / calls[0], torch.tensor([3 if calls[0] == 1 else 1])
 
     run_slots(Slots([x], [1.0], init, score, lambda s: ()), [[1, 2, 3, 4]], Recipe(stall_after=3, max_steps=12), seed=0)
-    assert redraws == []
+    return redraws
+
+
+def test_a_warm_starts_own_score_is_not_the_bar_for_a_stall():
+    assert _dipping_run(warm=False) == [4, 8, 12]  # a draw: 3 steps below its first score is a stall
+    assert _dipping_run(warm=True) == [5, 9]  # warm: counted from its first step (the dip is not a stall)

@@ -173,9 +173,8 @@ def run_slots(
     text's best state, and a text leaves its slot when solved (accuracy 1.0), at recipe.max_steps, or after
     `patience` steps without a better accuracy (0: never); the next text takes the slot. recipe.restart_after
     re-draws a text's vectors after that many steps without a new best, recipe.stall_after after that many
-    without a rise in the current draw's accuracy (the best over all draws is kept; a warm start is never
-    discarded this way: its accuracy starts high, prefix tokens right, and dips while the new ones are learnt,
-    which would read as a stall). fixed_shape scores every slot every
+    without a rise in the current draw's accuracy (the best over all draws is kept; for a warm start, counted
+    from its first step, not its starting score). fixed_shape scores every slot every
     step (empty ones with no tokens), so a compiled backbone sees one shape.
     """
     n, size = len(token_lists), slots.params[0].shape[0]
@@ -189,7 +188,9 @@ def run_slots(
     gens: list[torch.Generator | None] = [None] * size
     steps, since_best, since_better, started = [0] * size, [0] * size, [0] * size, [0.0] * size
     draw_acc, since_rise = [0.0] * size, [0] * size  # this draw's best accuracy, steps since it rose (stall_after)
-    drawn = [True] * size  # False while a slot holds a given (warm) start: stall_after never discards one
+    # a given (warm) start's own score is not the bar a stall is judged against: its prefix tokens start right
+    # and dip while the new ones are learnt, which would read as a stall (seen at N=64 of a warm walk)
+    skip_start = [False] * size
     best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, state, loss)
     kept: list[Kept | None] = [None] * n
     step = 0
@@ -200,7 +201,7 @@ def run_slots(
         with torch.no_grad():
             warm = bool(slots.init(s, i, gens[s], False))
         opt.reset(s, warm=warm)
-        drawn[s] = not warm
+        skip_start[s] = warm
         steps[s] = since_best[s] = since_better[s] = since_rise[s] = 0
         draw_acc[s] = -1.0
         best[s], started[s] = None, time.perf_counter()
@@ -244,15 +245,18 @@ def run_slots(
             if acc >= 1.0 or steps[s] >= recipe.max_steps or (patience and since_better[s] >= patience):
                 finish(s)
                 continue
-            since_rise[s] = 0 if acc > draw_acc[s] else since_rise[s] + 1
-            draw_acc[s] = max(draw_acc[s], acc)
-            stalled = recipe.stall_after and drawn[s] and since_rise[s] >= recipe.stall_after
+            if skip_start[s]:
+                skip_start[s] = False
+            else:
+                since_rise[s] = 0 if acc > draw_acc[s] else since_rise[s] + 1
+                draw_acc[s] = max(draw_acc[s], acc)
+            stalled = recipe.stall_after and since_rise[s] >= recipe.stall_after
             if stalled or (recipe.restart_after and since_best[s] >= recipe.restart_after):
                 with torch.no_grad():
                     slots.init(s, text[s], gens[s], True)
                 opt.reset(s)
                 since_best[s] = since_rise[s] = 0
-                draw_acc[s], drawn[s] = -1.0, True
+                draw_acc[s] = -1.0
             else:  # a freshly re-drawn row waits for its own gradient
                 updating.append(s)
                 at.append(j)
