@@ -280,9 +280,9 @@ def test_an_lbfgs_recipe_reconstructs_a_text_batch_independently(tiny):
         fit(tiny, toks, recipe=rec, share="m")
 
 
-def _stalled_run(recipe: Recipe) -> list[int]:
-    """A fake method whose loss falls every step (as under L-BFGS) while 1 of 4 tokens stays right; returns the
-    steps at which the batcher re-drew the text."""
+def _scripted_run(recipe: Recipe, first_right: int = 1, warm: bool = False) -> list[int]:
+    """A fake method whose loss falls every step (as under L-BFGS) while 1 of 4 tokens is right (first_right at
+    the first evaluation: a prefix solution's start); returns the evaluations after which the batcher re-drew."""
     from prototok.fit import Slots, run_slots
 
     x = torch.zeros(1, 2, requires_grad=True)
@@ -291,19 +291,20 @@ def _stalled_run(recipe: Recipe) -> list[int]:
     def init(s, i, gen, restart):
         if restart:
             redraws.append(calls[0])
+        return warm and not restart  # True: a given start, not a draw
 
     def score(rows, toks):
         calls[0] += 1
-        return (x**2).sum(-1) + 1.0 / calls[0], torch.tensor([1])  # loss always lower, accuracy flat at 1/4
+        return (x**2).sum(-1) + 1.0 / calls[0], torch.tensor([first_right if calls[0] == 1 else 1])
 
     run_slots(Slots([x], [1.0], init, score, lambda s: ()), [[1, 2, 3, 4]], recipe, seed=0)
     return redraws
 
 
 def test_stall_after_redraws_a_draw_whose_accuracy_stopped_rising_even_as_its_loss_falls():
-    assert _stalled_run(Recipe(restart_after=3, max_steps=12)) == []  # the loss keeps "improving": no restart
+    assert _scripted_run(Recipe(restart_after=3, max_steps=12)) == []  # the loss keeps "improving": no restart
     # accuracy rises once per draw (from nothing), then 3 flat steps: a redraw after steps 4, 8, 12 (1-based)
-    assert _stalled_run(Recipe(stall_after=3, max_steps=12)) == [4, 8, 12]
+    assert _scripted_run(Recipe(stall_after=3, max_steps=12)) == [4, 8, 12]
     with pytest.raises(ValueError, match="stall_after"):
         Recipe(stall_after=-1)
 
@@ -332,27 +333,7 @@ def test_a_warm_started_text_skips_the_adamw_steps_of_an_adamw_then_lbfgs_recipe
     assert (c.steps_run, c.e.tolist()) != (d.steps_run, d.e.tolist())
 
 
-def _dipping_run(warm: bool) -> list[int]:
-    """Evaluation 1 scores 3 of 4 tokens (a prefix solution's start), every later one 1 of 4, the loss always
-    lower; returns the evaluations after which the batcher re-drew."""
-    from prototok.fit import Slots, run_slots
-
-    x = torch.zeros(1, 2, requires_grad=True)
-    calls, redraws = [0], []
-
-    def init(s, i, gen, restart):
-        if restart:
-            redraws.append(calls[0])
-        return warm and not restart
-
-    def score(rows, toks):
-        calls[0] += 1
-        return (x**2).sum(-1) + 1.0 / calls[0], torch.tensor([3 if calls[0] == 1 else 1])
-
-    run_slots(Slots([x], [1.0], init, score, lambda s: ()), [[1, 2, 3, 4]], Recipe(stall_after=3, max_steps=12), seed=0)
-    return redraws
-
-
 def test_a_warm_starts_own_score_is_not_the_bar_for_a_stall():
-    assert _dipping_run(warm=False) == [4, 8, 12]  # a draw: 3 steps below its first score is a stall
-    assert _dipping_run(warm=True) == [5, 9]  # warm: counted from its first step (the dip is not a stall)
+    stall = Recipe(stall_after=3, max_steps=12)
+    assert _scripted_run(stall, first_right=3) == [4, 8, 12]  # a draw: 3 steps below its first score is a stall
+    assert _scripted_run(stall, first_right=3, warm=True) == [5, 9]  # warm: counted from its first step
