@@ -142,6 +142,7 @@ def test_capacity_rows_agree_with_their_files_and_the_walk_stops(tiny, docs, tmp
         target = texts[r["sample"]].tokens[r["length"]]
         assert sum(a == b for a, b in zip(out, target)) / len(target) == pytest.approx(r["accuracy"])
         assert r["h_lm_bits"] == pytest.approx(texts[r["sample"]].bits[r["length"] - 1])
+        assert r["lm_correct"] == texts[r["sample"]].correct[r["length"] - 1] is not None
         assert r["decode_tokens"] > 0 and r["decode_seconds"] > 0 and r["fit_seconds"] > 0
     for s in summary.samples:
         ok = [r["length"] for r in rows if r["sample"] == s.sample and r["accuracy"] >= 0.99]

@@ -79,7 +79,8 @@ def store_path(tmp_path):
         row("capacity", 1, 8, 0.5),
         *(row("capacity", s, 4, 1.0, gen=1.0, decode=0.1, **CRAM) for s in (0, 1)),
         *(row("capacity", s, 8, 1.0, gen=0.25, decode=0.1, **CRAM) for s in (0, 1)),
-        *(row("capacity", s, 16, a, gen=0.1, decode=0.1, **CRAM) for s, a in ((0, 1.0), (1, 0.9))),
+        row("capacity", 0, 16, 1.0, gen=0.1, decode=0.1, **CRAM),
+        row("capacity", 1, 16, 0.9, gen=0.1, decode=0.1, lm_correct=3, loss=0.2, **CRAM),  # 3 of 15 right alone
         *(row("capacity", s, 4, 1.0, gen=1.0, decode=0.1, **SINK) for s in (0, 1)),
         *(row("capacity", s, 8, 1.0, gen=0.25, decode=0.1, **SINK) for s in (0, 1)),
         *(row("layouts", s, n, 1.0, layout=lay) for s in (0, 1) for n in (1, 4) for lay in ("e m^(N-1)", "e^N")),
@@ -138,12 +139,18 @@ def test_every_section_and_figure_from_known_rows(store_path, tmp_path):
         "## Table 4: time to fit and to decode",
         "## Cramming baseline (arXiv 2502.13063) vs one pass",
         "### Fig. 3: H_LM reconstructed per text",
+        "### Token Gain and Information Gain (hidden_capacity)",
         "### Fig. 4: reconstruction throughput",
         "## Geometry of solutions (Figs. 6 and 7)",
         "## Figures",
     ]
     assert [md.index(h) for h in headings] == sorted(md.index(h) for h in headings)
     assert "From `" in md and "26 fitted texts" in md
+
+    # Token and Information Gain over the baseline's one unreconstructed text with lm_correct (16 tokens, no
+    # BOS: 15 predicted; H_LM 40 bits), as hidden_capacity's notebook: x max_length 16
+    info, tokens = (40 * math.log(2) / 15 - 0.2) * 16, (0.9 - 3 / 15) * 16
+    assert line_of(md, "hc-cram(num_mem=1)", "cram").endswith(f"| 1 | {info:.1f} +- 0.0 | {tokens:.1f} +- 0.0 |")
 
     # capacity (issue 12): the paper's statistic, the max over samples (8), mean +- std and per-sample values
     # beside it; H_LM (2.5 bits/token, shown in nats) at capacity 15 bits mean, 20 bits max; the paper's number

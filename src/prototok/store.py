@@ -64,6 +64,9 @@ class Row:
     # forward+backward evaluations the text took part in (the work it cost, whatever the optimiser); None for
     # rows written before it was recorded. Added after schema 1: see _migrate.
     evals: int | None = None
+    # tokens the frozen model predicts right by itself, teacher-forced, at the positions H_LM sums over
+    # (hidden_capacity's original_accuracy x those positions); None for rows written before. See _migrate.
+    lm_correct: int | None = None
 
 
 _SQL_TYPES = {int: "INTEGER", float: "REAL", str: "TEXT", "int": "INTEGER", "float": "REAL", "str": "TEXT"}

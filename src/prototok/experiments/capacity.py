@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import PrototokError
 from ..fit import SHARES
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..methods import METHODS, for_layout, judged_score
@@ -116,6 +117,8 @@ def run_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Capaci
     """Walk up the grid; stop once a length is reconstructed by no (sample, seed). Stored rows are skipped."""
     lengths, _ = lengths_for(run, cfg)
     layout = layout_of(run, cfg)
+    if run.method.warm == "prefix" and any(t.drawn_bits is not None for t in texts):
+        raise PrototokError("a drawing source (random-glove-drawn) has no prefixes to warm-start from: use --warm cold")
     for n in lengths:
         have = [t for t in texts if n in t.tokens]
         if not have:

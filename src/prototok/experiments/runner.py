@@ -211,6 +211,7 @@ class Run:
                     loss=r.loss,
                     h_lm_bits=it.h_lm,
                     h_lm_context=it.h_lm_context,
+                    lm_correct=it.lm_correct,
                     fit_seconds=r.seconds,
                     batch_size=batch_size,
                     device=str(lm.device),

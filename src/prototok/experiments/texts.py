@@ -30,9 +30,11 @@ def tokens_sha256(tokens: list[int]) -> str:
 
 
 @torch.no_grad()
-def h_lm_bits(lm: LoadedModel, tokens: list[int]) -> tuple[list[float], str]:
-    """H_LM of every prefix: bits[k] = the frozen model's cross-entropy of tokens[:k+1], summed, in bits (as
-    rows store it; reports show nats, the paper's unit: experiments.capacity.nats).
+def lm_scores(lm: LoadedModel, tokens: list[int]) -> tuple[list[float], list[int], str]:
+    """H_LM of every prefix and the tokens the frozen model gets right alone: bits[k] = its cross-entropy of
+    tokens[:k+1], summed, in bits (as rows store it; reports show nats, the paper's unit:
+    experiments.capacity.nats), correct[k] = its teacher-forced argmax hits over the same positions
+    (hidden_capacity's original_accuracy, as a count: the baseline's Token and Information Gain need both).
 
     Convention, hidden_capacity's (train.py tokenizes with the tokenizer's defaults): token 0 is predicted from
     BOS when the tokenizer adds one by default ("bos": Llama-3); otherwise ("none": Pythia, SmolLM2, which name
@@ -46,15 +48,22 @@ def h_lm_bits(lm: LoadedModel, tokens: list[int]) -> tuple[list[float], str]:
     ids = ([bos] if bos is not None else []) + list(tokens)
     ids = ids[: lm.max_positions]
     if len(ids) < 2:  # a single token and no BOS: nothing is predicted
-        return [0.0], "none"
+        return [0.0], [0], "none"
     x = torch.tensor([ids], device=lm.device)  # (1, L)
     h = hidden_states(lm, lm.model.get_input_embeddings()(x))[0, :-1]  # (L-1, d): position i predicts i+1
     targets = x[0, 1:]  # (L-1,)
-    nats = row_scores(lm, h, targets)[0].cpu()  # (L-1,)
-    bits = (nats.double().cumsum(0) / math.log(2)).tolist()
+    nats, argmax = row_scores(lm, h, targets)
+    bits = (nats.cpu().double().cumsum(0) / math.log(2)).tolist()
+    correct = (argmax.cpu() == targets.cpu()).long().cumsum(0).tolist()
     if bos is None:
-        return [0.0, *bits], "none"  # prefix of 1 token: nothing is predicted
-    return bits, "bos"
+        return [0.0, *bits], [0, *correct], "none"  # prefix of 1 token: nothing is predicted
+    return bits, correct, "bos"
+
+
+def h_lm_bits(lm: LoadedModel, tokens: list[int]) -> tuple[list[float], str]:
+    """lm_scores' H_LM alone: (bits per prefix, convention)."""
+    bits, _, ctx = lm_scores(lm, tokens)
+    return bits, ctx
 
 
 @dataclass
@@ -71,6 +80,7 @@ class Item:
     offset: int
     h_lm: float | None
     h_lm_context: str
+    lm_correct: int | None = None  # tokens the frozen model gets right alone (lm_scores), at the H_LM positions
 
 
 @dataclass
@@ -80,14 +90,23 @@ class Prefixes:
     sample: int
     doc: str
     offset: int
-    tokens: dict[int, list[int]]  # length -> the sample's first `length` tokens
+    tokens: dict[int, list[int]]  # length -> the sample's first `length` tokens (a drawing sample: its own text)
     bits: list[float]  # bits[k]: H_LM of the first k+1 tokens (shorter when the context cut it off)
     context: str  # H_LM convention: "bos" or "none"
+    drawn_bits: dict[int, float] | None = None  # a drawing sample (data.drawn_tokens): grid length -> its H_LM
+    correct: list[int] | None = None  # correct[k]: lm_scores' hits over the first k+1 tokens
+    drawn_correct: dict[int, int] | None = None  # a drawing sample: grid length -> its hits
 
     def item(self, length: int, seed: int, layout: str, sharing: str = "none") -> Item:
-        h = self.bits[length - 1] if length <= len(self.bits) else None
+        """The text at grid value `length`: a prefix, or for a drawing sample its own shorter text (the row is
+        keyed by the grid value, as hidden_capacity's max_length; its tokens say how long it is)."""
+        if self.drawn_bits is not None:
+            h, c = self.drawn_bits.get(length), (self.drawn_correct or {}).get(length)
+        else:
+            h = self.bits[length - 1] if length <= len(self.bits) else None
+            c = self.correct[length - 1] if self.correct and length <= len(self.correct) else None
         return Item(
-            self.sample, length, seed, layout, sharing, self.tokens[length], self.doc, self.offset, h, self.context
+            self.sample, length, seed, layout, sharing, self.tokens[length], self.doc, self.offset, h, self.context, c
         )
 
 
@@ -109,9 +128,17 @@ def prefixes(lm: LoadedModel, samples: list, lengths: list[int], *, h_lm: bool =
     out = []
     for i, s in enumerate(samples):
         toks = {n: t for n in lengths if (t := truncate(lm.tokenizer, s, n)) is not None}
+        if s.draws:  # one text per length: one H_LM pass each
+            per = {n: lm_scores(lm, t) for n, t in toks.items()} if h_lm else {}
+            fits = {n: len(toks[n]) - 1 for n, (b, _, _) in per.items() if len(toks[n]) <= len(b)}
+            ctx = next((c for _, _, c in per.values()), "")
+            bits = {n: per[n][0][k] for n, k in fits.items()}
+            hits = {n: per[n][1][k] for n, k in fits.items()}
+            out.append(Prefixes(i, s.doc, s.offset, toks, [], ctx, bits, None, hits))
+            continue
         longest = toks[max(toks)] if toks else []
-        bits, ctx = h_lm_bits(lm, longest) if longest and h_lm else ([], "")
-        out.append(Prefixes(i, s.doc, s.offset, toks, bits, ctx))
+        bits, correct, ctx = lm_scores(lm, longest) if longest and h_lm else ([], [], "")
+        out.append(Prefixes(i, s.doc, s.offset, toks, bits, ctx, correct=correct))
     return out
 
 

@@ -12,6 +12,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from ..analysis.gains import summary as gain_summary
 from ..experiments.capacity import CapacitySummary, nats, summarize
 from ..experiments.runner import THRESHOLD
 from ..methods import METHODS, OnePass, for_layout
@@ -113,6 +114,24 @@ def fig4_table(tp: dict[tuple, dict[str, float]]) -> str:
     )
 
 
+def gains_table(rows: list[dict], threshold: float = THRESHOLD) -> str:
+    """Token and Information Gain per (model, source, method, recipe), or "" when no row has them."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r["sharing"] == "none":
+            groups[(r["model"], r["source"], for_layout(r["layout"]).name, r["recipe"])].append(r)
+    body = []
+    for key, rs in sorted(groups.items()):
+        g = gain_summary(rs, threshold)
+        if g:
+            info, tok = g["information"], g["tokens"]
+            body.append([*key, g["texts"], f"{info[0]:.1f} +- {info[1]:.1f}", f"{tok[0]:.1f} +- {tok[1]:.1f}"])
+    if not body:
+        return ""
+    header = ["model", "source", "method", "recipe", "texts", "information gain (nats)", "token gain"]
+    return md_table(header, body)
+
+
 def section(results: Results) -> str:
     cram_rows = [r for r in results.rows if for_layout(r["layout"]).autoregressive]
     if not cram_rows:
@@ -134,6 +153,17 @@ def section(results: Results) -> str:
             "best accuracy >= threshold), and the mean of per-sample capacities. H_LM: per sample, the largest "
             "H_LM (nats) among the prefixes reconstructed (max over seeds), mean over samples.\n",
             fig3_table(pairs),
+        ]
+    gains = gains_table(results.rows)
+    if gains:
+        out += [
+            "\n### Token Gain and Information Gain (hidden_capacity)\n",
+            "What a fit adds over the frozen model reading the text alone (analysis/gains.py): Information Gain = "
+            "(original loss - fit's loss) x max_length, in nats; Token Gain = (fit's accuracy - original accuracy) "
+            "x max_length, teacher-forced; max_length counts the BOS as hidden_capacity's does. Mean +- std over "
+            "the texts not reconstructed (accuracy <= threshold), as its table; one-pass rows get the same formula "
+            "(ours: the paper defines it for cramming).\n",
+            gains,
         ]
     tp = throughput(results.rows)
     if tp:
