@@ -132,3 +132,61 @@ def test_bad_geometry_input_and_help(docs, tmp_path):
     for cmd in (["geometry"], ["capacity"]):
         assert cli(*cmd, "--help").exit_code == 0
     assert "--method" in cli("capacity", "--help").output
+
+
+def test_geometry_text_distances_all_pairs_and_probing(tiny_dir, docs, tmp_path):
+    """Fig. 5: every pair of texts gets its TF-IDF distance (of the texts as decoded) beside the mean distance
+    of their solutions; --all-pairs connects every pair of a text's solutions; --probe generates from each
+    solution; the report draws Fig. 5 and the probing table."""
+    from prototok.analysis.text_distances import tfidf_distances
+    from prototok.models import load_model
+
+    path = tmp_path / "g.db"
+    geo = ["--model", tiny_dir, "--data", docs, "--db", path, "--length", "6", "--seeds", "3", *TINY[:-1], "3"]
+    r = cli(
+        "geometry", *geo, "--bezier-steps", "2", "--points", "3", "--all-pairs", "--text-distance", "tfidf", "--probe"
+    )
+    assert r.exit_code == 0, r.output
+    with Store(path) as store:
+        texts = store.geometry(kind="text-distance")
+        dist = store.geometry(kind="distance")
+        paths = store.geometry(kind="path")
+        fits = {r["sample"]: r for r in store.rows(experiment="geometry")}
+        probes = store.geometry(kind="probe")
+    # probing: every solution from [e, m]; the tiny tokenizer names no BOS, so no [BOS, e, m] rows
+    assert len(probes) == 9 and {r["params"] for r in probes} == {"e m"}
+    assert all(0 <= r["value"]["accuracy"] <= 1 and r["value"]["prefix"] <= 6 for r in probes)
+    assert sorted(r["item"] for r in paths) == [
+        f"s{t}/seed{a}-seed{b}" for t in range(3) for a, b in ((0, 1), (0, 2), (1, 2))
+    ]
+    assert sorted(r["item"] for r in texts) == ["s0|s1", "s0|s2", "s1|s2"] and {r["params"] for r in texts} == {"tfidf"}
+    lm = load_model(str(tiny_dir), "cpu")
+    from prototok.experiments import texts as tx
+
+    _, samples = tx.load(str(docs), 3, lm, min_chars=300)
+    words = [lm.tokenizer.decode(p.tokens[6]) for p in tx.prefixes(lm, samples, [6], h_lm=False)]
+    expected = tfidf_distances(words)
+    for r in texts:
+        a, b = (int(x[1:]) for x in r["item"].split("|"))
+        assert r["value"]["text"] == pytest.approx(float(expected[a, b]), abs=1e-6)
+        between = [
+            d["value"]["distance"]
+            for d in dist
+            if {d["item"].split("|")[0][:2], d["item"].split("|")[1][:2]} == {f"s{a}", f"s{b}"}
+        ]
+        assert len(between) == 9 and r["value"]["distance"] == pytest.approx(sum(between) / 9, rel=1e-5)
+    assert fits  # the solutions themselves are stored rows
+    out = tmp_path / "rep"
+    assert cli("report", "--db", path, "--out", out).exit_code == 0
+    md = (out / "report.md").read_text()
+    assert "Fig. 5: per pair of texts" in md and "| tfidf | 3 |" in md and "| e m | 9 |" in md
+    assert (out / "fig5_text_distances.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_minilm_text_distance_puts_paraphrases_closer():
+    from prototok.analysis.text_distances import text_distances
+
+    d = text_distances(
+        "minilm", ["The cat sat on the mat.", "A cat was sitting on a rug.", "Stock markets fell sharply."]
+    )
+    assert d.shape == (3, 3) and float(d[0, 1]) < float(d[0, 2]) and float(d[0, 1]) < float(d[1, 2])

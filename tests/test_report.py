@@ -287,3 +287,19 @@ def test_the_work_of_a_walk_is_summed_per_length_and_up_the_grid(tmp_path):
 
     assert line_of(table("paper"), "4", "30", "30") and line_of(table("paper"), "8", "70", "100")
     assert "| - | - |" in line_of(table("fast"), "4")
+
+
+def test_fig3_left_sets_one_pass_with_a_shared_m_against_one_mem(tmp_path):
+    """The paper's Fig. 3 left: one-pass with m shared by the texts, against cramming with one [mem]."""
+    path = tmp_path / "f3.db"
+    rows = [
+        *(row("capacity", s, n, 1.0, sharing="m/2") for s in (0, 1) for n in (4, 8)),
+        *(row("capacity", s, n, 1.0, gen=1.0, decode=0.1, **CRAM) for s in (0, 1) for n in (4, 8, 16)),
+    ]
+    with Store(path) as store:
+        store.add(rows)
+    out = tmp_path / "rep"
+    write_report(path, out)
+    md = (out / "report.md").read_text()
+    line = line_of(md, "e m^(N-1), paper, m shared", "hc-cram(num_mem=1)")
+    assert line.split("|")[5:7] == [" 8 ", " 16 "]  # capacity one-pass (shared m), capacity cramming

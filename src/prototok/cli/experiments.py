@@ -295,13 +295,25 @@ def ablate_sharing(lengths, groups, shared, **opts):
 )
 @click.option("--bezier-lr", type=float, default=0.01, show_default=True, help="relative to the endpoints' gap")
 @click.option("--nearest", type=click.IntRange(1), default=3, show_default=True, help="vocabulary tokens per vector")
+@click.option("--all-pairs", is_flag=True, help="connect every pair of a text's solutions (overrides --pairs)")
+@click.option(
+    "--text-distance",
+    "text_distance",
+    type=click.Choice(["tfidf", "minilm"]),
+    multiple=True,
+    help="Fig. 5: also measure each pair of texts' distance (repeatable; needs prototok[textdist])",
+)
+@click.option("--probe", is_flag=True, help="also generate autoregressively from [e, m] and [BOS, e, m] (probing)")
 @fit_options
 def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_steps, bezier_lr, nearest, **opts):
-    """Solution geometry (the paper's Figs 6, 7): distances between solutions, line vs Bezier paths, e and m.
+    """Solution geometry (the paper's Figs 5, 6, 7): distances between solutions, line vs Bezier paths, e and m.
 
     Several solutions per text, their cosine distances by group (same text / same context / different
     context), accuracy along the line vs a trained quadratic Bezier curve between two solutions of one text
-    (and curve length / line length), norms of e and m and their nearest vocabulary tokens.
+    (and curve length / line length; --all-pairs: every pair of a text's solutions), norms of e and m and
+    their nearest vocabulary tokens; with --text-distance, Fig. 5: every pair of texts' distance (TF-IDF,
+    MiniLM) beside the mean distance of their solutions; with --probe, greedy generation from each solution
+    used as a prompt, [e, m] and [BOS, e, m], scored against the text.
 
     Same-context groups need --data generated:SOURCE with --continuations 2+: --contexts contexts, each
     continued --continuations times by the model. Fits go in the runs table (experiment "geometry"), the
@@ -312,7 +324,19 @@ def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_ste
 
     seeds = tuple(range(opts["seed"], opts["seed"] + n_seeds))
     cfg = GeometryConfig(
-        length, seeds, opts["layout"], continuations, contexts, pairs, points, bezier_steps, bezier_lr, nearest
+        length,
+        seeds,
+        opts["layout"],
+        continuations,
+        contexts,
+        pairs,
+        points=points,
+        bezier_steps=bezier_steps,
+        bezier_lr=bezier_lr,
+        nearest=nearest,
+        all_pairs=opts.pop("all_pairs"),
+        text_distances=tuple(opts.pop("text_distance")),
+        probe=opts.pop("probe"),
     )
     _run("geometry", cfg, opts)
 

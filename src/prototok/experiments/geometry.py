@@ -7,7 +7,11 @@ keyed row, committed as they finish and skipped when present:
                    same-text, same-context (two continuations of one generated context), different-context;
   kind "path":     token accuracy along the straight line and along a trained quadratic Bezier curve between
                    two solutions of one text, and the curve's length over the line's (Fig. 7);
-  kind "vector":   norms of e and m and their nearest vocabulary tokens (cosine), beside the table's norms.
+  kind "vector":   norms of e and m and their nearest vocabulary tokens (cosine), beside the table's norms;
+  kind "probe" (with probe): greedy generation from [e, m] and from [BOS, e, m] as a prompt (params: which),
+                   scored against the text (analysis.probe);
+  kind "text-distance" (with text_distances, Fig. 5): for every pair of texts, their distance by TF-IDF or
+                   MiniLM (params: which) beside the mean distance of their solutions (every seed pair).
 Same-context groups come from `generated:SOURCE` with --continuations j: j sampled continuations of each of
 --contexts contexts; sample i is continuation i % j of context i // j.
 """
@@ -16,11 +20,14 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from itertools import combinations
 
 import torch
 
 from ..analysis.distances import DistanceSummary, cosine_distances, solution_pairs, summarize_distances
 from ..analysis.paths import connect, point
+from ..analysis.probe import PROBE_PROMPTS, probe
+from ..analysis.text_distances import TEXT_DISTANCES, text_distances
 from ..analysis.vectors import describe, table_norms
 from ..data import continuation_samples
 from ..distributed import shard
@@ -40,10 +47,13 @@ class GeometryConfig:
     continuations: int = 1  # texts per context (generated:SOURCE only); sample i has context i // continuations
     contexts: int | None = None  # generated:SOURCE only: contexts to continue (default: Setup.samples)
     pairs: int = 1  # same-text pairs connected per text: (seeds[0], seeds[1]), (seeds[1], seeds[2]), ...
+    all_pairs: bool = False  # connect every pair of a text's solutions instead (the paper's all-pairs design)
     points: int = 11  # taus at which the line and the curve are scored
     bezier_steps: int = 200
     bezier_lr: float = 0.01  # relative: see analysis.paths.fit_bezier
     nearest: int = 3  # vocabulary tokens listed per vector
+    text_distances: tuple[str, ...] = ()  # Fig. 5: "tfidf", "minilm" (analysis.text_distances)
+    probe: bool = False  # also generate autoregressively from each solution (analysis.probe)
 
     def __post_init__(self) -> None:
         if self.length < 1:
@@ -53,6 +63,9 @@ class GeometryConfig:
         if min(self.continuations, self.points, self.nearest) < 1 or min(self.pairs, self.bezier_steps) < 0:
             raise ValueError(f"GeometryConfig: counts must be positive, got {self}")
         get_layout(self.layout)
+        unknown = set(self.text_distances) - set(TEXT_DISTANCES)
+        if unknown:
+            raise ValueError(f"GeometryConfig.text_distances: unknown {sorted(unknown)}, use {TEXT_DISTANCES}")
 
     @property
     def path_params(self) -> str:
@@ -150,6 +163,14 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
 
     # Fig. 6: every pair, in float64 (distances.cosine_distances)
     d_all, d_e, d_m = (cosine_distances(x) for x in (point(e, m), e, m))  # (S, S) each
+    tokens_of = {t.sample: t.tokens[n] for t in have}
+
+    def text_pair(d: torch.Tensor, a: int, b: int) -> dict:
+        """Texts a and b: their distance, and the mean distance of their solutions over every seed pair."""
+        ia, ib = [i for i, t in enumerate(text_ids) if t == a], [i for i, t in enumerate(text_ids) if t == b]
+        mean = {k: statistics.fmean(float(x[i, j]) for i in ia for j in ib) for k, x in zip("aem", (d_all, d_e, d_m))}
+        return {"text": float(d), "distance": mean["a"], "e": mean["e"], "m": mean["m"]}
+
     dist_rows = [
         (
             *base,
@@ -163,6 +184,37 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
     ]
     run.store.add_geometry(dist_rows)
 
+    # Fig. 5: text distance beside solution distance, per pair of texts (skipped when stored)
+    this = dict(zip(GEOMETRY_KEY, base))  # model, source, recipe, layout, length
+    samples = sorted({r["sample"] for r in rows})
+    wanted = {f"s{a}|s{b}" for i, a in enumerate(samples) for b in samples[i + 1 :]}
+    for kind in cfg.text_distances:
+        if wanted <= {r["item"] for r in run.store.geometry(**this, kind="text-distance", params=kind)}:
+            continue  # every pair stored: the embedding model is not even loaded
+        words = [lm.tokenizer.decode(tokens_of[s]) for s in samples]
+        d_text = text_distances(kind, words, str(lm.device) if lm.device.type == "cuda" else "cpu")
+        run.store.add_geometry(
+            [
+                (*base, "text-distance", f"s{a}|s{b}", kind, lm.fingerprint, text_pair(d_text[i, j], a, b))
+                for i, a in enumerate(samples)
+                for j, b in enumerate(samples)
+                if i < j
+            ]
+        )
+
+    # probing: the proto-tokens as an ordinary prompt (skipped when stored; [BOS, e, m] needs a named BOS)
+    prompts = [p for p in PROBE_PROMPTS if cfg.probe and (p == "e m" or lm.tokenizer.bos_token_id is not None)]
+    for prompt in prompts:
+        stored_probes = {r["item"] for r in run.store.geometry(**this, kind="probe", params=prompt)}
+        todo_idx = [i for i, name in enumerate(names) if name not in stored_probes]
+        if todo_idx:
+            found = probe(lm, e[todo_idx], m[todo_idx], [tokens_of[text_ids[i]] for i in todo_idx], prompt)
+            probe_rows = [
+                (*base, "probe", names[i], prompt, lm.fingerprint, p.record() | {"onepass": rows[i]["accuracy"]})
+                for i, p in zip(todo_idx, found)
+            ]
+            run.store.add_geometry(probe_rows)
+
     # norms and nearest tokens
     t_mean, t_std = table_norms(lm)
     reports = describe(lm, e, m, cfg.nearest)
@@ -174,14 +226,12 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
     # Fig. 7: line vs Bezier between two solutions of one text, the expensive part: one commit per path.
     # Under torchrun the paths still to fit are dealt over the ranks (every rank sees the same stored ones),
     # then the ranks swap what they stored, so each summary (rank 0's is printed) holds every path.
-    this = dict(zip(GEOMETRY_KEY, base))  # model, source, recipe, layout, length
     stored = {r["item"] for r in run.store.geometry(**this, kind="path", params=cfg.path_params)}
     index = {(r["sample"], r["seed"]): i for i, r in enumerate(rows)}
-    tokens = {t.sample: t.tokens[n] for t in have}
     todo = []
     for t in have:
         seeds = [s for s in cfg.seeds if (t.sample, s) in index]
-        pairs = list(zip(seeds, seeds[1:]))[: cfg.pairs]
+        pairs = list(combinations(seeds, 2)) if cfg.all_pairs else list(zip(seeds, seeds[1:]))[: cfg.pairs]
         items = [(t, s0, s1, f"s{t.sample}/seed{s0}-seed{s1}") for s0, s1 in pairs]
         todo += [it for it in items if it[3] not in stored]
     if run.ranks:
@@ -191,7 +241,7 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
         i0, i1 = index[(t.sample, s0)], index[(t.sample, s1)]
         c = connect(
             lm,
-            tokens[t.sample],
+            tokens_of[t.sample],
             point(e[i0], m[i0]),
             point(e[i1], m[i1]),
             points=cfg.points,

@@ -27,13 +27,14 @@ AUTOREGRESSIVE = tuple(m for m in METHODS.values() if m.autoregressive)  # Fig. 
 
 def method_pairs(rows: list[dict]) -> list[tuple[str, str, tuple, tuple, CapacitySummary, CapacitySummary]]:
     """(model, source, one-pass setting, cramming setting, one-pass summary, cramming summary) for every pair
-    of settings of one (model, source) with nothing shared; settings are report.capacity.COLUMNS tuples."""
+    of settings of one (model, source): one-pass per text or with one m shared by the texts (the paper's
+    Fig. 3 left: shared m against one [mem]) against cramming; settings are report.capacity.COLUMNS tuples."""
     settings, _ = capacity_settings(rows)
     out = []
     for model, source in dict.fromkeys((k[0], k[1]) for k in settings):
-        mine = [k for k in settings if k[:2] == (model, source) and k[3] == "none"]
-        for ko in (k for k in mine if for_layout(k[2]) is OnePass):
-            for kc in (k for k in mine if for_layout(k[2]).autoregressive):
+        mine = [k for k in settings if k[:2] == (model, source)]
+        for ko in (k for k in mine if for_layout(k[2]) is OnePass and k[3].split("/")[0] in ("none", "m")):
+            for kc in (k for k in mine if for_layout(k[2]).autoregressive and k[3] == "none"):
                 out.append((model, source, ko, kc, summarize(settings[ko]), summarize(settings[kc])))
     return out
 
@@ -86,7 +87,7 @@ def fig3_table(pairs: list[tuple]) -> str:
             [
                 model,
                 source,
-                f"{ko[2]}, {ko[4]}",
+                f"{ko[2]}, {ko[4]}" + (", m shared" if ko[3] != "none" else ""),
                 kc[4],
                 so.capacity,
                 sc.capacity,

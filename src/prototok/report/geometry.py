@@ -1,7 +1,8 @@
 """Geometry of solutions (arXiv 2505.21189, Figs. 6 and 7), from the store's geometry measurements, per
 (model, source, recipe, layout, length): cosine distances between solutions by pair group (Fig. 6), token
 accuracy along the straight line and the trained Bezier curve between two solutions (Fig. 7), and the
-vectors' norms and nearest tokens.
+vectors' norms and nearest tokens; with text distances measured (geometry --text-distance), Fig. 5: how far
+apart two texts' solutions lie against how far apart the texts are (TF-IDF, MiniLM).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..analysis.distances import PAIR_KINDS
+from ..analysis.text_distances import pearson, spearman
 from .markdown import fmt, md_table
 from .plotting import finish, pyplot, save
 from .results import Results
@@ -95,7 +97,54 @@ def section(results: Results) -> str:
         vecs = [r["value"] for r in rs if r["kind"] == "vector"]
         if vecs:
             out.append(vector_note(vecs))
+        probes = [r for r in rs if r["kind"] == "probe"]
+        if probes:
+            out.append(
+                "\nProbing: greedy generation with the proto-tokens as an ordinary prompt ([e, m]; [BOS, e, m]), "
+                "as long as the text, scored against it (position-wise accuracy; leading tokens matched), beside "
+                "the one-pass accuracy of the same solutions; the first solution's generation as an example.\n"
+            )
+            out.append(probe_table(probes))
+        texts = [r for r in rs if r["kind"] == "text-distance"]
+        if texts:
+            out.append(
+                "\nFig. 5: per pair of texts, the cosine distance of the texts (TF-IDF vectors; MiniLM embeddings) "
+                "against the mean cosine distance of their solutions (every seed pair): correlation over the pairs.\n"
+            )
+            out.append(text_distance_table(texts))
     return "\n".join(out)
+
+
+def probe_table(rows: list[dict]) -> str:
+    body = []
+    for prompt in sorted({r["params"] for r in rows}, key=len):
+        vs = [r for r in rows if r["params"] == prompt]
+        example = vs[0]["value"]["text"].replace("|", "\\|").replace("\n", " ")[:80]
+        body.append(
+            [
+                prompt,
+                len(vs),
+                f"{statistics.fmean(r['value']['accuracy'] for r in vs):.3f}",
+                f"{statistics.fmean(r['value']['prefix'] for r in vs):.1f}",
+                f"{statistics.fmean(r['value']['onepass'] for r in vs):.3f}",
+                f"{vs[0]['item']}: {example}",
+            ]
+        )
+    header = ["prompt", "solutions", "accuracy", "leading tokens matched", "one-pass accuracy", "example"]
+    return md_table(header, body)
+
+
+def text_distance_table(rows: list[dict]) -> str:
+    """Pearson and Spearman correlation of text distance with solution distance ([e; m], e, m), per measure."""
+    body = []
+    for kind in sorted({r["params"] for r in rows}):
+        vs = [r["value"] for r in rows if r["params"] == kind]
+        text = [v["text"] for v in vs]
+        sol = {k: [v[k] for v in vs] for k in ("distance", "e", "m")}
+        cells = [f"{pearson(text, d):.3f} / {spearman(text, d):.3f}" for d in sol.values()]
+        body.append([kind, len(vs), fmt(statistics.fmean(text)), *cells])
+    header = ["text distance", "pairs", "mean", "r / rho: [e; m]", "r / rho: e", "r / rho: m"]
+    return md_table(header, body)
 
 
 def figures(results: Results, out: Path) -> list[Path]:
@@ -115,6 +164,20 @@ def figures(results: Results, out: Path) -> list[Path]:
             ax.legend(fontsize=7)
         fig.suptitle("Fig. 6: distances between solutions")
         written.append(save(fig, out / "fig6_distances.png"))
+    text_sets = {k: [r for r in rs if r["kind"] == "text-distance"] for k, rs in settings.items()}
+    text_sets = {k: v for k, v in text_sets.items() if v}
+    if text_sets:
+        plt = pyplot()
+        kinds = sorted({r["params"] for rs in text_sets.values() for r in rs})
+        fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4), squeeze=False)
+        for ax, kind in zip(axes[0], kinds):
+            for key, rs in text_sets.items():
+                vs = [r["value"] for r in rs if r["params"] == kind]
+                ax.scatter([v["text"] for v in vs], [v["distance"] for v in vs], s=12, label=f"{key[0]}, N={key[4]}")
+            ax.set(xlabel=f"text distance ({kind}, cosine)", ylabel="solution distance ([e; m], cosine)")
+            ax.legend(fontsize=7)
+        fig.suptitle("Fig. 5: solution distance vs text distance")
+        written.append(save(fig, out / "fig5_text_distances.png"))
     path_sets = {k: [r["value"] for r in rs if r["kind"] == "path"] for k, rs in settings.items()}
     path_sets = {k: v for k, v in path_sets.items() if v}
     if path_sets:
