@@ -170,7 +170,9 @@ def section(results: Results) -> str:
     if tp:
         out += [
             "\n### Fig. 4: reconstruction throughput\n",
-            "Tokens/s of one batched decode of a whole file: one forward (one-pass) vs N forwards (greedy).\n",
+            "Tokens/s of one batched decode of a whole file at equal lengths: one forward (one-pass) vs N forwards "
+            "(greedy). Batched, prototok's extra: the paper's Fig. 4 times each method at its own capacity, one "
+            "text at a time (`bench/throughput_at_capacity.py`).\n",
             fig4_table(tp),
         ]
     return "\n".join(out)

@@ -55,8 +55,10 @@ def section(results: Results) -> str:
         [
             "## Table 4: time to fit and to decode\n",
             "Fit seconds: wall time a text spent in the fitter while `batch` texts were fitted at once (all "
-            "experiments). Decode: tokens per second of one batched one-pass decode of a whole proto-token file "
-            "(methods cram and cram-sink: of one batched greedy generation, one forward per token).",
+            "experiments; the paper's Table 4 is one text fitted alone: the lines with batch 1, e.g. from "
+            "`prototok capacity --batch-size 1`). Decode: tokens per second of one batched one-pass decode of a "
+            "whole proto-token file (methods cram and cram-sink: of one batched greedy generation, one forward per "
+            "token).",
             "",
             md_table([*header, "decode tok/s"], body),
         ]
