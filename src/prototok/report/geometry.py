@@ -142,7 +142,7 @@ def text_distance_table(rows: list[dict]) -> str:
         text = [v["text"] for v in vs]
         sol = {k: [v[k] for v in vs] for k in ("distance", "e", "m")}
         cells = [f"{pearson(text, d):.3f} / {spearman(text, d):.3f}" for d in sol.values()]
-        body.append([kind, len(vs), fmt(statistics.fmean(text)), *cells])
+        body.append([kind, len(vs), f"{statistics.fmean(text):.3f}", *cells])
     header = ["text distance", "pairs", "mean", "r / rho: [e; m]", "r / rho: e", "r / rho: m"]
     return md_table(header, body)
 

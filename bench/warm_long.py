@@ -1,0 +1,76 @@
+"""Long warm starts: from a capacity walk's stored solutions at one length, how do recipes fare at the next?
+
+Reads the (e, m) that a warm capacity walk (`prototok capacity --warm prefix`) stored for each sample at
+--from-length, and fits the same samples at --length from them, once per recipe, one text at a time (batch 1:
+the time a text costs alone). One JSON line per (recipe, sample): accuracy, evaluations, seconds. This is how
+the warm-start stall rule of `fast-lbfgs` is checked at N=128 (README, Long texts).
+
+    python bench/warm_long.py --db results/issue16.db --data wiki --samples 0 1 --from-length 90 --length 128 \
+        fast-lbfgs fast-lbfgs:stall_after=0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from fit_speed import write_rows
+from prototok.experiments.texts import load, prefixes
+from prototok.fit import fit
+from prototok.models import load_model
+from prototok.protofile import ProtoTokens
+from prototok.recipes import parse_recipe
+from prototok.store import Store
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("recipes", nargs="+", help="NAME or NAME:field=value,...")
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--data", default="wiki")
+    ap.add_argument("--data-seed", type=int, default=23)
+    ap.add_argument("--min-chars", type=int, default=1500)
+    ap.add_argument("--samples", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--from-length", type=int, default=90)
+    ap.add_argument("--length", type=int, default=128)
+    ap.add_argument("--walk-recipe", default="fast-lbfgs(max_steps=1000)+prefix-warm", help="the stored rows' recipe")
+    ap.add_argument("--cap", type=int, default=1500)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    lm = load_model(args.model, "cpu")
+    source, samples = load(args.data, max(args.samples) + 1, lm, data_seed=args.data_seed, min_chars=args.min_chars)
+    texts = prefixes(lm, samples, [args.length], h_lm=False)
+    store = Store(args.db, readonly=True)
+    starts = {}
+    for s in args.samples:
+        (row,) = store.rows(source=source, sample=s, length=args.from_length, recipe=args.walk_recipe, seed=0)
+        proto = ProtoTokens.load(store.proto_file(row["proto_path"]))
+        i = row["proto_index"]
+        starts[s] = (proto.e[i], proto.m[i if proto.m.shape[0] > 1 else 0])
+    out = []
+    for spec in args.recipes:
+        rec = parse_recipe(spec, max_steps=args.cap)
+        for s in args.samples:
+            t0 = time.perf_counter()
+            (r,) = fit(lm, [texts[s].tokens[args.length]], recipe=rec, seed=0, warm_start=[starts[s]], batch_size=1)
+            line = {
+                "recipe": spec,
+                "sample": s,
+                "from": args.from_length,
+                "length": args.length,
+                "accuracy": r.accuracy,
+                "solved": bool(r.solved),
+                "best_step": r.steps,
+                "evals": r.steps_run,
+                "seconds": time.perf_counter() - t0,
+            }
+            print(json.dumps(line), flush=True)
+            out.append(line)
+    if args.out:
+        write_rows(args.out, out)
+
+
+if __name__ == "__main__":
+    main()
