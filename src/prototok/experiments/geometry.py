@@ -210,7 +210,7 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
         if todo_idx:
             found = probe(lm, e[todo_idx], m[todo_idx], [tokens_of[text_ids[i]] for i in todo_idx], prompt)
             probe_rows = [
-                (*base, "probe", names[i], prompt, lm.fingerprint, p.record() | {"onepass": rows[i]["accuracy"]})
+                (*base, "probe", names[i], prompt, lm.fingerprint, p.record() | {"fit_accuracy": rows[i]["accuracy"]})
                 for i, p in zip(todo_idx, found)
             ]
             run.store.add_geometry(probe_rows)

@@ -126,7 +126,7 @@ def probe_table(rows: list[dict]) -> str:
                 len(vs),
                 f"{statistics.fmean(r['value']['accuracy'] for r in vs):.3f}",
                 f"{statistics.fmean(r['value']['prefix'] for r in vs):.1f}",
-                f"{statistics.fmean(r['value']['onepass'] for r in vs):.3f}",
+                f"{statistics.fmean(r['value']['fit_accuracy'] for r in vs):.3f}",
                 f"{vs[0]['item']}: {example}",
             ]
         )
