@@ -1,0 +1,75 @@
+"""Warm against cold capacity walks from one results db, as the README's issue-16 tables: per source and length,
+each text's evaluations (cold, warm), the warm accuracy, the work of each walk so far and their ratio, and the
+warm walk's fit minutes so far per text. Work so far sums only the texts both walks fitted at every length up to
+there, so the ratio compares the same texts.
+
+    python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs(max_steps=1000)"
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+from prototok.store import Store
+
+
+def walk(rows: list[dict]) -> dict[int, dict[int, dict]]:
+    """length -> sample -> row."""
+    out: dict[int, dict[int, dict]] = defaultdict(dict)
+    for r in rows:
+        out[r["length"]][r["sample"]] = r
+    return out
+
+
+def table(source: str, cold: dict, warm: dict) -> str:
+    lines = [
+        f"{source} (evaluations per text, in sample order; fit minutes per text, cumulative):",
+        "",
+        "| N | cold: evaluations | warm: evaluations | warm accuracy | cold walk so far | warm walk so far "
+        "| warm / cold so far | warm fit minutes so far |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    both = None  # samples fitted by both walks at every length so far
+    so_far_c = so_far_w = 0
+    minutes: dict[int, float] = defaultdict(float)
+    for n in sorted(set(cold) | set(warm)):
+        c, w = cold.get(n, {}), warm.get(n, {})
+        for s, r in w.items():
+            minutes[s] += r["fit_seconds"] / 60
+        common = set(c) & set(w)
+        both = common if both is None else both & common
+        if c and w and both:
+            so_far_c += sum(c[s]["evals"] for s in both)
+            so_far_w += sum(w[s]["evals"] for s in both)
+        ratio = f"{so_far_w / so_far_c:.2f}" if c and w and both else "-"
+        cells = [
+            str(n),
+            ", ".join(str(c[s]["evals"]) for s in sorted(c)) or "-",
+            ", ".join(str(w[s]["evals"]) for s in sorted(w)) or "-",
+            ", ".join(f"{w[s]['accuracy']:.3f}" for s in sorted(w)) or "-",
+            str(so_far_c) if c and both else "-",
+            str(so_far_w) if w and both and c else "-",
+            ratio,
+            ", ".join(f"{minutes[s]:.1f}" for s in sorted(w)) or "-",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--recipe", default="fast-lbfgs(max_steps=1000)")
+    args = ap.parse_args()
+    store = Store(args.db, readonly=True)
+    rows = [r for r in store.rows(experiment="capacity", sharing="none") if r["recipe"].startswith(args.recipe)]
+    for source in sorted({r["source"] for r in rows}):
+        mine = [r for r in rows if r["source"] == source]
+        cold = walk([r for r in mine if r["recipe"] == args.recipe])
+        warm = walk([r for r in mine if r["recipe"] == args.recipe + "+prefix-warm"])
+        print(table(source, cold, warm) + "\n")
+
+
+if __name__ == "__main__":
+    main()
