@@ -77,41 +77,46 @@ def vector_note(vecs: list[dict]) -> str:
     )
 
 
+# each kind of geometry measurement: its introduction in the report and how its rows render
+PARTS = (
+    (
+        "distance",
+        "Cosine distance between solutions [e; m] (and e, m alone: mean), by pair group.\n",
+        lambda rows: distance_table([r["value"] for r in rows]),
+    ),
+    (
+        "path",
+        "\nToken accuracy along the straight line and the trained quadratic Bezier curve between two solutions of "
+        "one text (mean over the scored taus; min: the worst tau).\n",
+        lambda rows: path_table(rows),
+    ),
+    ("vector", "", lambda rows: vector_note([r["value"] for r in rows])),
+    (
+        "probe",
+        "\nProbing: greedy generation with the proto-tokens as an ordinary prompt ([e, m]; [BOS, e, m]), as long "
+        "as the text, scored against it (position-wise accuracy; leading tokens matched), beside the one-pass "
+        "accuracy of the same solutions; the first solution's generation as an example.\n",
+        lambda rows: probe_table(rows),
+    ),
+    (
+        "text-distance",
+        "\nFig. 5: per pair of texts, the cosine distance of the texts (TF-IDF vectors; MiniLM embeddings) against "
+        "the mean cosine distance of their solutions (every seed pair): correlation over the pairs.\n",
+        lambda rows: text_distance_table(rows),
+    ),
+)
+
+
 def section(results: Results) -> str:
     if not results.geometry:
         return ""
     out = ["## Geometry of solutions (Figs. 6 and 7)"]
     for key, rs in geometry_settings(results.geometry).items():
         out.append(f"\n### {key[0]}, {key[1]}, recipe {key[2]}, layout {key[3]}, length {key[4]}\n")
-        dist = [r["value"] for r in rs if r["kind"] == "distance"]
-        if dist:
-            out.append("Cosine distance between solutions [e; m] (and e, m alone: mean), by pair group.\n")
-            out.append(distance_table(dist))
-        paths = [r for r in rs if r["kind"] == "path"]
-        if paths:
-            out.append(
-                "\nToken accuracy along the straight line and the trained quadratic Bezier curve between two "
-                "solutions of one text (mean over the scored taus; min: the worst tau).\n"
-            )
-            out.append(path_table(paths))
-        vecs = [r["value"] for r in rs if r["kind"] == "vector"]
-        if vecs:
-            out.append(vector_note(vecs))
-        probes = [r for r in rs if r["kind"] == "probe"]
-        if probes:
-            out.append(
-                "\nProbing: greedy generation with the proto-tokens as an ordinary prompt ([e, m]; [BOS, e, m]), "
-                "as long as the text, scored against it (position-wise accuracy; leading tokens matched), beside "
-                "the one-pass accuracy of the same solutions; the first solution's generation as an example.\n"
-            )
-            out.append(probe_table(probes))
-        texts = [r for r in rs if r["kind"] == "text-distance"]
-        if texts:
-            out.append(
-                "\nFig. 5: per pair of texts, the cosine distance of the texts (TF-IDF vectors; MiniLM embeddings) "
-                "against the mean cosine distance of their solutions (every seed pair): correlation over the pairs.\n"
-            )
-            out.append(text_distance_table(texts))
+        for kind, intro, render in PARTS:
+            mine = [r for r in rs if r["kind"] == kind]
+            if mine:
+                out += [intro, render(mine)] if intro else [render(mine)]
     return "\n".join(out)
 
 
