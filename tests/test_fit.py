@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -331,6 +333,14 @@ def test_a_warm_started_text_skips_the_adamw_steps_of_an_adamw_then_lbfgs_recipe
     assert a.solved and (a.steps, a.steps_run) == (b.steps, b.steps_run) and torch.equal(a.e, b.e)
     (c,), (d,) = fit(tiny, [long], recipe=hybrid), fit(tiny, [long], recipe=pure)
     assert (c.steps_run, c.e.tolist()) != (d.steps_run, d.e.tolist())
+
+
+def test_without_redraw_warm_a_warm_start_is_never_redrawn_but_a_draw_is():
+    keep = Recipe(stall_after=3, restart_after=5, max_steps=12, redraw_warm=False)
+    assert _scripted_run(keep, first_right=3, warm=True) == []  # kept and refined to the cap
+    assert _scripted_run(replace(keep, restart_after=0)) == [4, 8, 12]  # a random draw still redraws
+    assert get_recipe("fast-lbfgs-keep") == replace(get_recipe("fast-lbfgs"), name="fast-lbfgs-keep", redraw_warm=False)
+    assert get_recipe("fast-lbfgs").key == "fast-lbfgs"  # stored rows of fast-lbfgs keep their key and meaning
 
 
 def test_a_warm_starts_own_score_is_not_the_bar_for_a_stall():

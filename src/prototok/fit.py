@@ -174,8 +174,8 @@ def run_slots(
     `patience` steps without a better accuracy (0: never); the next text takes the slot. recipe.restart_after
     re-draws a text's vectors after that many steps without a new best, recipe.stall_after after that many
     without a rise in the current draw's accuracy (the best over all draws is kept; for a warm start, counted
-    from its first step, not its starting score). fixed_shape scores every slot every
-    step (empty ones with no tokens), so a compiled backbone sees one shape.
+    from its first step, not its starting score, and never redrawn without recipe.redraw_warm). fixed_shape
+    scores every slot every step (empty ones with no tokens), so a compiled backbone sees one shape.
     """
     n, size = len(token_lists), slots.params[0].shape[0]
     dev = slots.params[0].device
@@ -191,6 +191,7 @@ def run_slots(
     # a given (warm) start's own score is not the bar a stall is judged against: its prefix tokens start right
     # and dip while the new ones are learnt, which would read as a stall (seen at N=64 of a warm walk)
     skip_start = [False] * size
+    warm_started = [False] * size  # the slot's text started from a given state (recipe.redraw_warm)
     best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, state, loss)
     kept: list[Kept | None] = [None] * n
     step = 0
@@ -201,7 +202,7 @@ def run_slots(
         with torch.no_grad():
             warm = bool(slots.init(s, i, gens[s], False))
         opt.reset(s, warm=warm)
-        skip_start[s] = warm
+        skip_start[s] = warm_started[s] = warm
         steps[s] = since_best[s] = since_better[s] = since_rise[s] = 0
         draw_acc[s] = -1.0
         best[s], started[s] = None, time.perf_counter()
@@ -251,7 +252,8 @@ def run_slots(
                 since_rise[s] = 0 if acc > draw_acc[s] else since_rise[s] + 1
                 draw_acc[s] = max(draw_acc[s], acc)
             stalled = recipe.stall_after and since_rise[s] >= recipe.stall_after
-            if stalled or (recipe.restart_after and since_best[s] >= recipe.restart_after):
+            redraw = stalled or (recipe.restart_after and since_best[s] >= recipe.restart_after)
+            if redraw and (recipe.redraw_warm or not warm_started[s]):
                 with torch.no_grad():
                     slots.init(s, text[s], gens[s], True)
                 opt.reset(s)
