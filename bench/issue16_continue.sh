@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The rest of issue 16's measurements on the default model (README, Long texts on a CPU): 4 texts per source,
-# random texts, the cold walks and `paper` at N=64. Resumable: every command skips rows already in the store.
+# The rest of issue 16's measurements on the default model (README, Long texts on a CPU), one job at a time:
+# the goal-2 walks with the default recipe fast-lbfgs-keep, 4 texts each of wiki, Austen and random, each text
+# fitted alone (batch 1: its fit seconds are its own), then `paper` at N=64 and the cold walks of the 3rd and
+# 4th texts. Resumable: every command skips rows already in the store; rows go to results/issue16.db.
 set -euxo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+GRID=4,5,8,11,16,22,32,45,64,90,128,181
+K="prototok capacity --samples 4 --data-seed 23 --min-chars 1500 --recipe fast-lbfgs-keep --steps 1500 --db results/issue16.db --batch-size 1"
+$K --data wiki --lengths $GRID --warm prefix
+$K --data austen --lengths $GRID --warm prefix
+$K --data random --lengths $GRID --warm prefix
+python bench/recipe_sweep.py --lengths 64 --texts 4 --cap 600 --data wiki --data-seed 23 paper \
+    --out bench/results/recipe_sweep_heldout_paper64_cpu.jsonl
 C="prototok capacity --samples 4 --data-seed 23 --min-chars 1500 --recipe fast-lbfgs --steps 1000 --db results/issue16.db --batch-size 2"
-$C --data wiki --data austen --data random --lengths 4,5,8,11,16,22,32,45,64,90,128 --warm prefix
 $C --data wiki --data austen --lengths 4,5,8,11,16,22,32,45,64 --warm cold
-python bench/recipe_sweep.py --lengths 32 64 --texts 4 --cap 600 --data wiki --data-seed 23 paper \
-    --out bench/results/recipe_sweep_heldout_paper_cpu.jsonl
 prototok report --db results/issue16.db -o bench/results/issue16_report
 prototok export --db results/issue16.db --table runs --format csv -o bench/results/capacity_issue16_cpu.csv
+python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs(max_steps=1000)"
+python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs-keep(max_steps=1500)" --cold "fast-lbfgs(max_steps=1000)"

@@ -4,6 +4,8 @@ warm walk's fit minutes so far per text. Work so far sums only the texts both wa
 there, so the ratio compares the same texts.
 
     python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs(max_steps=1000)"
+    python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs-keep(max_steps=1500)" \
+        --cold "fast-lbfgs(max_steps=1000)"
 """
 
 from __future__ import annotations
@@ -60,13 +62,16 @@ def table(source: str, cold: dict, warm: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True)
-    ap.add_argument("--recipe", default="fast-lbfgs(max_steps=1000)")
+    ap.add_argument("--recipe", default="fast-lbfgs(max_steps=1000)", help="the warm walk's recipe key (+prefix-warm)")
+    ap.add_argument("--cold", default=None, help="the cold walk's recipe key (default: --recipe)")
     args = ap.parse_args()
     store = Store(args.db, readonly=True)
-    rows = [r for r in store.rows(experiment="capacity", sharing="none") if r["recipe"].startswith(args.recipe)]
+    cold_key = args.cold or args.recipe
+    keys = {cold_key, args.recipe + "+prefix-warm"}
+    rows = [r for r in store.rows(experiment="capacity", sharing="none") if r["recipe"] in keys]
     for source in sorted({r["source"] for r in rows}):
         mine = [r for r in rows if r["source"] == source]
-        cold = walk([r for r in mine if r["recipe"] == args.recipe])
+        cold = walk([r for r in mine if r["recipe"] == cold_key])
         warm = walk([r for r in mine if r["recipe"] == args.recipe + "+prefix-warm"])
         print(table(source, cold, warm) + "\n")
 
