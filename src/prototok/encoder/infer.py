@@ -70,7 +70,7 @@ def amortised_encode(
     texts: list[str],
     *,
     refine_steps: int = 0,
-    recipe: Recipe | str = "paper",
+    recipe: Recipe | str | None = None,
     layout: str = DEFAULT_LAYOUT,
     seed: int = 0,
     batch_size: int = 8,
@@ -78,7 +78,8 @@ def amortised_encode(
 ) -> ProtoTokens:
     """Proto-tokens from one encoder pass per text; refine_steps > 0 then fits from there (a warm start).
 
-    progress: the fitter's callback (prototok.fit.Progress), called once per encoder batch too.
+    progress: the fitter's callback (prototok.fit.Progress), called once per encoder batch too. recipe: the
+    refinement's (default: the per-text default, which keeps the encoder's output rather than redraw it).
     """
     if refine_steps < 0:
         raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
@@ -89,7 +90,7 @@ def amortised_encode(
     lay = get_layout(layout)
     if lay.name != get_layout(cfg.layout).name:
         raise PrototokError(f"encoder {ckpt} was trained for layout '{cfg.layout}', not '{lay.name}'")
-    rec = parse_recipe(recipe) if isinstance(recipe, str) else recipe
+    rec = parse_recipe(recipe or DEFAULT_RECIPE) if not isinstance(recipe, Recipe) else recipe
     token_lists = _tokenize_for(lm, cfg, list(texts))
     e, m = predict_pairs(lm, enc, token_lists, batch_size)  # (T, D), (T, D)
     acc0, loss0 = _score(lm, e, m, token_lists, lay.name, batch_size)
