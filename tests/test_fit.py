@@ -335,12 +335,17 @@ def test_a_warm_started_text_skips_the_adamw_steps_of_an_adamw_then_lbfgs_recipe
     assert (c.steps_run, c.e.tolist()) != (d.steps_run, d.e.tolist())
 
 
-def test_without_redraw_warm_a_warm_start_is_never_redrawn_but_a_draw_is():
-    keep = Recipe(stall_after=3, restart_after=5, max_steps=12, redraw_warm=False)
+def test_a_stalled_warm_start_is_redrawn_only_while_a_cold_fit_could_still_finish():
+    # 4 tokens, 12 evaluations: warm_redraw_evals=3 asks 12 left, which no stall (after 4 or 8 steps) has
+    keep = Recipe(stall_after=3, restart_after=5, max_steps=12, warm_redraw_evals=3)
     assert _scripted_run(keep, first_right=3, warm=True) == []  # kept and refined to the cap
-    assert _scripted_run(replace(keep, restart_after=0)) == [4, 8, 12]  # a random draw still redraws
-    assert get_recipe("fast-lbfgs-keep") == replace(get_recipe("fast-lbfgs"), name="fast-lbfgs-keep", redraw_warm=False)
+    assert _scripted_run(replace(keep, warm_redraw_evals=1), first_right=3, warm=True) == [5, 9]  # 4 left: redrawn
+    assert _scripted_run(replace(keep, restart_after=0)) == [4, 8, 12]  # a random draw is redrawn whatever is left
+    keeps = get_recipe("fast-lbfgs-keep")
+    assert keeps == replace(get_recipe("fast-lbfgs"), name="fast-lbfgs-keep", warm_redraw_evals=12)
     assert get_recipe("fast-lbfgs").key == "fast-lbfgs"  # stored rows of fast-lbfgs keep their key and meaning
+    with pytest.raises(ValueError, match="warm_redraw_evals"):
+        Recipe(warm_redraw_evals=-1)
 
 
 def test_a_warm_starts_own_score_is_not_the_bar_for_a_stall():

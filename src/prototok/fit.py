@@ -174,8 +174,8 @@ def run_slots(
     `patience` steps without a better accuracy (0: never); the next text takes the slot. recipe.restart_after
     re-draws a text's vectors after that many steps without a new best, recipe.stall_after after that many
     without a rise in the current draw's accuracy (the best over all draws is kept; for a warm start, counted
-    from its first step, not its starting score, and never redrawn without recipe.redraw_warm). fixed_shape
-    scores every slot every step (empty ones with no tokens), so a compiled backbone sees one shape.
+    from its first step, not its starting score, and redrawn only while recipe.warm_redraw_evals per token are
+    left). fixed_shape scores every slot every step (empty ones with no tokens), so a compiled backbone sees one shape.
     """
     n, size = len(token_lists), slots.params[0].shape[0]
     dev = slots.params[0].device
@@ -191,7 +191,7 @@ def run_slots(
     # a given (warm) start's own score is not the bar a stall is judged against: its prefix tokens start right
     # and dip while the new ones are learnt, which would read as a stall (seen at N=64 of a warm walk)
     skip_start = [False] * size
-    warm_started = [False] * size  # the slot's text started from a given state (recipe.redraw_warm)
+    warm_started = [False] * size  # the slot's text started from a given state (recipe.warm_redraw_evals)
     best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, state, loss)
     kept: list[Kept | None] = [None] * n
     step = 0
@@ -253,7 +253,8 @@ def run_slots(
                 draw_acc[s] = max(draw_acc[s], acc)
             stalled = recipe.stall_after and since_rise[s] >= recipe.stall_after
             redraw = stalled or (recipe.restart_after and since_best[s] >= recipe.restart_after)
-            if redraw and (recipe.redraw_warm or not warm_started[s]):
+            left = recipe.max_steps - steps[s]  # evaluations this text may still take
+            if redraw and (not warm_started[s] or left >= recipe.warm_redraw_evals * len(toks[j])):
                 with torch.no_grad():
                     slots.init(s, text[s], gens[s], True)
                 opt.reset(s)
