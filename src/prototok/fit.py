@@ -258,6 +258,7 @@ def run_slots(
                 with torch.no_grad():
                     slots.init(s, text[s], gens[s], True)
                 opt.reset(s)
+                warm_started[s] = False  # a random draw now: the budget rule guarded only the given start
                 since_best[s] = since_rise[s] = 0
                 draw_acc[s] = -1.0
             else:  # a freshly re-drawn row waits for its own gradient
