@@ -104,21 +104,17 @@ RECIPES: dict[str, Recipe] = {
         stall_after=60,
         notes="fast-e50's AdamW for 50 steps, then per-text L-BFGS; a draw whose accuracy stalls 60 steps is redrawn",
     ),
-    # README, Long texts: from the 90-token solutions of a warm walk (wiki, data seed 23), fast-lbfgs's redraws
-    # left 128 tokens at 0.984 / 0.906 after 1500 evaluations; keeping the warm start solved both (1109, 1128).
-    # A short warm start stuck in a bad basin still gets a cold draw while one can finish: cold fits took up to
-    # ~12 evaluations per token at 45-64 tokens. Cold fits run exactly as fast-lbfgs's.
-    "fast-lbfgs-keep": Recipe(
-        name="fast-lbfgs-keep",
-        lr=0.05,
-        e_scale=50.0,
-        optimizer="lbfgs",
-        lbfgs_after=50,
-        stall_after=60,
-        warm_redraw_evals=12,
-        notes="fast-lbfgs, but a stalled warm start is redrawn only while 12 evaluations per token are left",
-    ),
 }
+# README, Long texts: from the 90-token solutions of a warm walk (wiki, data seed 23), fast-lbfgs's redraws left
+# 128 tokens at 0.984 / 0.906 after 1500 evaluations; keeping the warm start solved both (1109, 1128). A short
+# warm start stuck in a bad basin still gets a cold draw while one can finish: cold fits took up to ~12
+# evaluations per token at 45-64 tokens. Everything else is fast-lbfgs's, so cold fits run exactly as its do.
+RECIPES["fast-lbfgs-keep"] = replace(
+    RECIPES["fast-lbfgs"],
+    name="fast-lbfgs-keep",
+    warm_redraw_evals=12,
+    notes="fast-lbfgs, but a stalled warm start is redrawn only while 12 evaluations per token are left",
+)
 DEFAULT_RECIPE = "fast-lbfgs-keep"  # per-text fits
 SHARED_RECIPE = "fast-e50"  # fits sharing e or m over texts: L-BFGS here works per text only
 

@@ -168,8 +168,8 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
     def text_pair(d: torch.Tensor, a: int, b: int) -> dict:
         """Texts a and b: their distance, and the mean distance of their solutions over every seed pair."""
         ia, ib = [i for i, t in enumerate(text_ids) if t == a], [i for i, t in enumerate(text_ids) if t == b]
-        mean = {k: statistics.fmean(float(x[i, j]) for i in ia for j in ib) for k, x in zip("aem", (d_all, d_e, d_m))}
-        return {"text": float(d), "distance": mean["a"], "e": mean["e"], "m": mean["m"]}
+        solution = {"distance": d_all, "e": d_e, "m": d_m}  # (S, S) each
+        return {"text": float(d)} | {k: float(x[ia][:, ib].double().mean()) for k, x in solution.items()}
 
     dist_rows = [
         (
@@ -187,18 +187,17 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
     # Fig. 5: text distance beside solution distance, per pair of texts (skipped when stored)
     this = dict(zip(GEOMETRY_KEY, base))  # model, source, recipe, layout, length
     samples = sorted({r["sample"] for r in rows})
-    wanted = {f"s{a}|s{b}" for i, a in enumerate(samples) for b in samples[i + 1 :]}
+    text_pairs = list(combinations(enumerate(samples), 2))  # ((i, sample a), (j, sample b)), i < j
     for kind in cfg.text_distances:
-        if wanted <= {r["item"] for r in run.store.geometry(**this, kind="text-distance", params=kind)}:
+        stored_pairs = {r["item"] for r in run.store.geometry(**this, kind="text-distance", params=kind)}
+        if {f"s{a}|s{b}" for (_, a), (_, b) in text_pairs} <= stored_pairs:
             continue  # every pair stored: the embedding model is not even loaded
         words = [lm.tokenizer.decode(tokens_of[s]) for s in samples]
         d_text = text_distances(kind, words, str(lm.device) if lm.device.type == "cuda" else "cpu")
         run.store.add_geometry(
             [
                 (*base, "text-distance", f"s{a}|s{b}", kind, lm.fingerprint, text_pair(d_text[i, j], a, b))
-                for i, a in enumerate(samples)
-                for j, b in enumerate(samples)
-                if i < j
+                for (i, a), (j, b) in text_pairs
             ]
         )
 
