@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The rest of issue 16's measurements on the default model (README, Long texts on a CPU), one job at a time:
-# the goal-2 walks with the default recipe fast-lbfgs-keep, 4 texts each of wiki, Austen and random, each text
-# fitted alone (batch 1: its fit seconds are its own), then `paper` at N=64 and the cold walks of the 3rd and
+# the goal-2 walks with the default recipe fast-lbfgs-keep, 4 texts each of wiki, Austen and random (to 128 for
+# wiki and Austen first, then random, then 181), each text fitted alone (batch 1: its fit seconds are its own), then `paper` at N=64 and the cold walks of the 3rd and
 # 4th texts. Resumable: every command skips rows already in the store; rows go to results/issue16.db.
 set -euxo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-GRID=4,5,8,11,16,22,32,45,64,90,128,181
+GRID=4,5,8,11,16,22,32,45,64,90,128
 K="prototok capacity --samples 4 --data-seed 23 --min-chars 1500 --recipe fast-lbfgs-keep --steps 1500 --db results/issue16.db --batch-size 1"
 $K --data wiki --lengths $GRID --warm prefix
 $K --data austen --lengths $GRID --warm prefix
 $K --data random --lengths $GRID --warm prefix
+# Then one grid step further for the texts that reached 128 (the walk stops a text at its first failure).
+$K --data wiki --data austen --data random --lengths $GRID,181 --warm prefix
 python bench/recipe_sweep.py --lengths 64 --texts 4 --cap 600 --data wiki --data-seed 23 paper \
     --out bench/results/recipe_sweep_heldout_paper64_cpu.jsonl
 C="prototok capacity --samples 4 --data-seed 23 --min-chars 1500 --recipe fast-lbfgs --steps 1000 --db results/issue16.db --batch-size 2"

@@ -1,11 +1,12 @@
 """Warm against cold capacity walks from one results db, as the README's issue-16 tables: per source and length,
 each text's evaluations (cold, warm), the warm accuracy, the work of each walk so far and their ratio, and the
 warm walk's fit minutes so far per text. Work so far sums only the texts both walks fitted at every length up to
-there, so the ratio compares the same texts.
+there, so the ratio compares the same texts. --goal N adds, per text of the warm walk, whether it reconstructs N
+tokens exactly and what its whole walk up to N cost (issue 16's goal 2: 128 tokens within 30 minutes of fitting).
 
     python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs(max_steps=1000)"
     python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs-keep(max_steps=1500)" \
-        --cold "fast-lbfgs(max_steps=1000)"
+        --cold "fast-lbfgs(max_steps=1000)" --goal 128
 """
 
 from __future__ import annotations
@@ -59,11 +60,37 @@ def table(source: str, cold: dict, warm: dict) -> str:
     return "\n".join(lines)
 
 
+def goal(source: str, warm: dict, n: int) -> str:
+    """Per text: exact at n or not, and its walk's evaluations and fit minutes summed over every length up to n."""
+    lines = [
+        f"{source}, {n} tokens (the whole warm walk up to {n}, per text):",
+        "",
+        f"| text | accuracy at {n} | exact | longest exact length | evaluations, walk to {n} "
+        f"| fit minutes, walk to {n} |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in sorted({s for rows in warm.values() for s in rows}):
+        path = [warm[m][s] for m in sorted(warm) if m <= n and s in warm[m]]
+        top = warm.get(n, {}).get(s)
+        exact = [r["length"] for r in path if r["accuracy"] >= 1.0]
+        cells = [
+            str(s),
+            f"{top['accuracy']:.3f}" if top else "-",
+            ("yes" if top["accuracy"] >= 1.0 else "no") if top else "-",  # "-": the walk has not fitted n yet
+            str(max(exact)) if exact else "-",
+            str(sum(r["evals"] for r in path)),
+            f"{sum(r['fit_seconds'] for r in path) / 60:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True)
     ap.add_argument("--recipe", default="fast-lbfgs(max_steps=1000)", help="the warm walk's recipe key (+prefix-warm)")
     ap.add_argument("--cold", default=None, help="the cold walk's recipe key (default: --recipe)")
+    ap.add_argument("--goal", type=int, default=None, help="also a per-text summary of the warm walk up to this length")
     args = ap.parse_args()
     store = Store(args.db, readonly=True)
     cold_key = args.cold or args.recipe
@@ -74,6 +101,8 @@ def main() -> None:
         cold = walk([r for r in mine if r["recipe"] == cold_key])
         warm = walk([r for r in mine if r["recipe"] == args.recipe + "+prefix-warm"])
         print(table(source, cold, warm) + "\n")
+        if args.goal and warm:
+            print(goal(source, warm, args.goal) + "\n")
 
 
 if __name__ == "__main__":

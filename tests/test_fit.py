@@ -318,6 +318,8 @@ def test_a_shared_m_group_redraws_on_a_stall_too(tiny):
     redrawn = fit(tiny, lists, recipe=stuck, share="m")
     assert [r.steps for r in plain] == [0, 0]  # one draw, nothing ever better than its start
     assert not torch.equal(plain[0].m, redrawn[0].m) or redrawn[0].steps > 0  # another draw was tried and kept
+    late = fit(tiny, lists, recipe=replace(stuck, redraw_evals=2), share="m")  # 2 x the longer text > 9 steps
+    assert [r.steps for r in late] == [0, 0] and torch.equal(plain[0].m, late[0].m)
 
 
 def test_a_warm_started_text_skips_the_adamw_steps_of_an_adamw_then_lbfgs_recipe(tiny):
@@ -346,6 +348,19 @@ def test_a_stalled_warm_start_is_redrawn_only_while_a_cold_fit_could_still_finis
     assert get_recipe("fast-lbfgs").key == "fast-lbfgs"  # stored rows of fast-lbfgs keep their key and meaning
     with pytest.raises(ValueError, match="warm_redraw_evals"):
         Recipe(warm_redraw_evals=-1)
+
+
+def test_redraw_evals_keeps_any_draw_that_stalls_too_late_for_a_fresh_one_to_finish():
+    # 4 tokens, cap 12; a random draw stalls after steps 4, 8, 12 with 9, 5, 1 evaluations left
+    cold = Recipe(stall_after=3, max_steps=12)
+    assert [_scripted_run(replace(cold, redraw_evals=r)) for r in (0, 1, 2, 3)] == [[4, 8, 12], [4, 8], [4], []]
+    # a warm start needs the larger of the two budgets; the random draw that replaces it, redraw_evals only
+    warm = replace(cold, warm_redraw_evals=1)
+    assert _scripted_run(replace(warm, redraw_evals=1), first_right=3, warm=True) == [5, 9]  # 8, then 4 left
+    assert _scripted_run(replace(warm, redraw_evals=2), first_right=3, warm=True) == [5]  # 4 < 2 x 4 left
+    assert get_recipe("fast-lbfgs-keep").key == "fast-lbfgs-keep"  # the new field leaves stored keys alone
+    with pytest.raises(ValueError, match="redraw_evals"):
+        Recipe(redraw_evals=-1)
 
 
 def test_a_warm_starts_own_score_is_not_the_bar_for_a_stall():

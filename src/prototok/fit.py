@@ -175,7 +175,8 @@ def run_slots(
     re-draws a text's vectors after that many steps without a new best, recipe.stall_after after that many
     without a rise in the current draw's accuracy (the best over all draws is kept; for a warm start, counted
     from its first step, not its starting score, and redrawn only while recipe.warm_redraw_evals per token are
-    left). fixed_shape scores every slot every step (empty ones with no tokens), so a compiled backbone sees one shape.
+    left; any draw only while recipe.redraw_evals are). fixed_shape scores every slot every step (empty ones
+    with no tokens), so a compiled backbone sees one shape.
     """
     n, size = len(token_lists), slots.params[0].shape[0]
     dev = slots.params[0].device
@@ -254,11 +255,12 @@ def run_slots(
             stalled = recipe.stall_after and since_rise[s] >= recipe.stall_after
             redraw = stalled or (recipe.restart_after and since_best[s] >= recipe.restart_after)
             left = recipe.max_steps - steps[s]  # evaluations this text may still take
-            if redraw and (not warm_started[s] or left >= recipe.warm_redraw_evals * len(toks[j])):
+            need = recipe.warm_redraw_evals if warm_started[s] else 0  # evaluations per token a redraw needs left
+            if redraw and left >= max(need, recipe.redraw_evals) * len(toks[j]):
                 with torch.no_grad():
                     slots.init(s, text[s], gens[s], True)
                 opt.reset(s)
-                warm_started[s] = False  # a random draw now: the budget rule guarded only the given start
+                warm_started[s] = False  # a random draw now: warm_redraw_evals guarded only the given start
                 since_best[s] = since_rise[s] = 0
                 draw_acc[s] = -1.0
             else:  # a freshly re-drawn row waits for its own gradient
@@ -399,7 +401,8 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
             torch.distributed.all_reduce(shared.grad, group=group)
         opt.step(rows)
         stalled = rec.stall_after and since_rise >= rec.stall_after
-        if stalled or (rec.restart_after and since_best >= rec.restart_after):  # a group restarts as a whole
+        restart = stalled or (rec.restart_after and since_best >= rec.restart_after)
+        if restart and rec.max_steps - step >= rec.redraw_evals * int(lengths.max()):  # a group restarts as a whole
             with torch.no_grad():
                 e0, m0 = draw()
                 E.copy_(e0)
