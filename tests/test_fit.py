@@ -359,6 +359,8 @@ def test_redraw_evals_keeps_any_draw_that_stalls_too_late_for_a_fresh_one_to_fin
     assert _scripted_run(replace(warm, redraw_evals=1), first_right=3, warm=True) == [5, 9]  # 8, then 4 left
     assert _scripted_run(replace(warm, redraw_evals=2), first_right=3, warm=True) == [5]  # 4 < 2 x 4 left
     assert get_recipe("fast-lbfgs-keep").key == "fast-lbfgs-keep"  # the new field leaves stored keys alone
+    holds = replace(get_recipe("fast-lbfgs-keep"), name="fast-lbfgs-hold", warm_redraw_evals=24, redraw_evals=12)
+    assert get_recipe("fast-lbfgs-hold") == holds
     with pytest.raises(ValueError, match="redraw_evals"):
         Recipe(redraw_evals=-1)
 
