@@ -12,7 +12,7 @@ K="prototok capacity --samples 4 --data-seed 23 --min-chars 1500 --recipe fast-l
 $K --data wiki --lengths $GRID --warm prefix
 $K --data austen --lengths $GRID --warm prefix
 $K --data random --lengths $GRID --warm prefix
-# Then one grid step further for the texts that reached 128 (the walk stops a text at its first failure).
+# Then one grid step further (181): every text, if any reached 128 (a walk stops where no text reconstructs).
 $K --data wiki --data austen --data random --lengths $GRID,181 --warm prefix
 python bench/recipe_sweep.py --lengths 64 --texts 4 --cap 600 --data wiki --data-seed 23 paper \
     --out bench/results/recipe_sweep_heldout_paper64_cpu.jsonl

@@ -254,9 +254,7 @@ def run_slots(
                 draw_acc[s] = max(draw_acc[s], acc)
             stalled = recipe.stall_after and since_rise[s] >= recipe.stall_after
             redraw = stalled or (recipe.restart_after and since_best[s] >= recipe.restart_after)
-            left = recipe.max_steps - steps[s]  # evaluations this text may still take
-            need = recipe.warm_redraw_evals if warm_started[s] else 0  # evaluations per token a redraw needs left
-            if redraw and left >= max(need, recipe.redraw_evals) * len(toks[j]):
+            if redraw and recipe.redraw_affordable(recipe.max_steps - steps[s], len(toks[j]), warm_started[s]):
                 with torch.no_grad():
                     slots.init(s, text[s], gens[s], True)
                 opt.reset(s)
@@ -402,7 +400,7 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
         opt.step(rows)
         stalled = rec.stall_after and since_rise >= rec.stall_after
         restart = stalled or (rec.restart_after and since_best >= rec.restart_after)
-        if restart and rec.max_steps - step >= rec.redraw_evals * int(lengths.max()):  # a group restarts as a whole
+        if restart and rec.redraw_affordable(rec.max_steps - step, int(lengths.max())):  # the group as a whole
             with torch.no_grad():
                 e0, m0 = draw()
                 E.copy_(e0)

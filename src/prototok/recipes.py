@@ -72,6 +72,11 @@ class Recipe:
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"Recipe.betas must lie in [0, 1), got {self.betas}")
 
+    def redraw_affordable(self, left: int, tokens: int, warm: bool = False) -> bool:
+        """Whether a stalled draw of `tokens` tokens may be redrawn with `left` evaluations to go: a fresh draw
+        needs redraw_evals per token of them, a given (warm) start's redraw at least warm_redraw_evals."""
+        return left >= max(self.redraw_evals, self.warm_redraw_evals if warm else 0) * tokens
+
     @property
     def key(self) -> str:
         """Name plus the fields that differ from the named recipe: 'paper' or 'paper(lr=0.05,max_steps=300)'.
