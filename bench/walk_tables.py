@@ -3,17 +3,21 @@ each text's evaluations (cold, warm), the warm accuracy, the work of each walk s
 warm walk's fit minutes so far per text. Work so far sums only the texts both walks fitted at every length up to
 there, so the ratio compares the same texts. --goal N adds, per text of the warm walk, whether it reconstructs N
 tokens exactly and what its whole walk up to N cost (issue 16's goal 2: 128 tokens within 30 minutes of fitting).
+--norms adds the L2 norm of each stored e of the warm walk: long warm chains carry a large e that extended worse
+(README, goal 2 under `fast-lbfgs-hold`).
 
     python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs(max_steps=1000)"
     python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs-keep(max_steps=1500)" \
-        --cold "fast-lbfgs(max_steps=1000)" --goal 128
+        --cold "fast-lbfgs(max_steps=1000)" --goal 128 --norms
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Callable
 
+from prototok.protofile import ProtoTokens
 from prototok.store import Store
 
 
@@ -85,12 +89,36 @@ def goal(source: str, warm: dict, n: int) -> str:
     return "\n".join(lines)
 
 
+def norms(source: str, warm: dict, e_norm: Callable[[dict], float]) -> str:
+    """Per length, each text's |e| as stored by the warm walk, beside its accuracy."""
+    samples = sorted({s for rows in warm.values() for s in rows})
+    lines = [
+        f"{source}: |e| of each stored solution (accuracy), per text in sample order:",
+        "",
+        "| N | " + " | ".join(f"text {s}" for s in samples) + " |",
+        "| --- |" + " --- |" * len(samples),
+    ]
+    for n in sorted(warm):
+        cells = [f"{e_norm(warm[n][s]):.0f} ({warm[n][s]['accuracy']:.3f})" if s in warm[n] else "-" for s in samples]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def stored_e_norm(store: Store) -> Callable[[dict], float]:
+    def e_norm(row: dict) -> float:
+        proto = ProtoTokens.load(store.proto_file(row["proto_path"]))
+        return float(proto.e[row["proto_index"]].norm())
+
+    return e_norm
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True)
     ap.add_argument("--recipe", default="fast-lbfgs(max_steps=1000)", help="the warm walk's recipe key (+prefix-warm)")
     ap.add_argument("--cold", default=None, help="the cold walk's recipe key (default: --recipe)")
     ap.add_argument("--goal", type=int, default=None, help="also a per-text summary of the warm walk up to this length")
+    ap.add_argument("--norms", action="store_true", help="also |e| of every stored solution of the warm walk")
     args = ap.parse_args()
     store = Store(args.db, readonly=True)
     cold_key = args.cold or args.recipe
@@ -103,6 +131,8 @@ def main() -> None:
         print(table(source, cold, warm) + "\n")
         if args.goal and warm:
             print(goal(source, warm, args.goal) + "\n")
+        if args.norms and warm:
+            print(norms(source, warm, stored_e_norm(store)) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,12 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=128)
     ap.add_argument("--walk-recipe", default="fast-lbfgs(max_steps=1000)+prefix-warm", help="the stored rows' recipe")
     ap.add_argument("--cap", type=int, default=1500)
+    ap.add_argument(
+        "--e-norm",
+        type=float,
+        default=None,
+        help="rescale each stored e to this L2 norm first (README, Long texts: long warm chains grow e)",
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     lm = load_model(args.model, "cpu")
@@ -48,7 +54,10 @@ def main() -> None:
         (row,) = store.rows(source=source, sample=s, length=args.from_length, recipe=args.walk_recipe, seed=0)
         proto = ProtoTokens.load(store.proto_file(row["proto_path"]))
         i = row["proto_index"]
-        starts[s] = (proto.e[i], proto.m[i if proto.m.shape[0] > 1 else 0])
+        e, m = proto.e[i], proto.m[i if proto.m.shape[0] > 1 else 0]
+        if args.e_norm is not None:
+            e = e * (args.e_norm / e.norm())
+        starts[s] = (e, m)
     out = []
     for spec in args.recipes:
         rec = parse_recipe(spec, max_steps=args.cap)
@@ -60,6 +69,7 @@ def main() -> None:
                 "sample": s,
                 "from": args.from_length,
                 "length": args.length,
+                "e_norm": args.e_norm,
                 "accuracy": r.accuracy,
                 "solved": bool(r.solved),
                 "best_step": r.steps,

@@ -44,12 +44,12 @@ def test_the_resolved_recipe_reaches_the_file(tiny_dir, tmp_path):
     assert bad.exit_code == 2 and "cannot read 'x'" in bad.output and not (tmp_path / "q.safetensors").exists()
 
 
-def test_the_default_is_fast_lbfgs_hold_per_text_and_fast_e50_where_texts_share_a_vector(tiny, tiny_dir, tmp_path):
+def test_the_default_is_fast_lbfgs_keep_per_text_and_fast_e50_where_texts_share_a_vector(tiny, tiny_dir, tmp_path):
     from prototok.encode import encode
 
     one = encode("bird sang", tiny)
     shared = encode(["bird sang", "the cat sat"], tiny, share="m")
-    assert one.recipe == "fast-lbfgs-hold" and shared.recipe == "fast-e50"
+    assert one.recipe == "fast-lbfgs-keep" and shared.recipe == "fast-e50"
     # a per-text optimiser named for a shared fit: exit 2, one line, before the model loads, no file
     out = tmp_path / "p.safetensors"
     r = CliRunner().invoke(main, ["encode", "a b", "--share", "m", "--recipe", "fast-lbfgs", "--model",

@@ -27,3 +27,11 @@ def test_goal_sums_the_walk_up_to_the_goal_and_needs_every_token_right():
     assert lines[4].split(" | ") == ["| 0", "1.000", "yes", "8", "30", "3.0 |"]
     assert lines[5].split(" | ") == ["| 1", "0.995", "no", "4", "45", "2.0 |"]
     assert lines[6].split(" | ") == ["| 2", "-", "-", "4", "7", "0.1 |"]
+
+
+def test_norms_lists_each_texts_e_norm_and_accuracy_per_length_with_gaps_marked():
+    warm = walk_tables.walk([row(0, 4, 1.0, 10, 60), row(1, 4, 1.0, 5, 30), row(0, 8, 0.5, 20, 120)])
+    lines = walk_tables.norms("wiki", warm, lambda r: 100.0 * r["length"] + r["sample"]).splitlines()
+    assert lines[2] == "| N | text 0 | text 1 |"
+    assert lines[4] == "| 4 | 400 (1.000) | 401 (1.000) |"
+    assert lines[5] == "| 8 | 800 (0.500) | - |"

@@ -126,6 +126,8 @@ RECIPES["fast-lbfgs-keep"] = replace(
 # 0.93-0.98 redrawn while 12 evaluations per token were left, then its random draws redrawn too; from the same
 # starts kept, all three solved (222-600 evaluations) and 3 other texts took fewer evaluations than the walk's.
 # 24 per token keeps a warm start of 63+ tokens at cap 1500; no draw is redrawn once a fresh one could not finish.
+# Not the default: its own walks (README, goal 2) solved 0 of 4 wiki texts at 128 where fast-lbfgs-keep's solved
+# 3; the 90-token solutions it kept (|e| ~1030) extended to 128 worse than the ones keep's redraws found (~700).
 RECIPES["fast-lbfgs-hold"] = replace(
     RECIPES["fast-lbfgs-keep"],
     name="fast-lbfgs-hold",
@@ -133,7 +135,7 @@ RECIPES["fast-lbfgs-hold"] = replace(
     redraw_evals=12,
     notes="fast-lbfgs-keep, but a warm start is redrawn only while 24 evaluations per token are left, any draw 12",
 )
-DEFAULT_RECIPE = "fast-lbfgs-hold"  # per-text fits
+DEFAULT_RECIPE = "fast-lbfgs-keep"  # per-text fits
 SHARED_RECIPE = "fast-e50"  # fits sharing e or m over texts: L-BFGS here works per text only
 
 
