@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The rest of issue 16's measurements on the default model (README, Long texts on a CPU), one job at a time:
 # the goal-2 walks with the default recipe fast-lbfgs-keep, 4 texts each of wiki, Austen and random (wiki is done
-# to 128; Austen texts 1 and 2 stopped at 64), each text fitted alone (batch 1: its fit seconds are its own), then
-# 181, then `paper` at N=64 and the cold walks of the 3rd and 4th texts. (The fast-lbfgs-hold wiki walk, which
+# and Austen to their first failures), each text fitted alone (batch 1: its fit seconds are its own), then
+# 181, then the cold walks of the 3rd and 4th texts. (The fast-lbfgs-hold wiki walk, which
 # lost to keep's at 128, is in the same store: README, goal 2.) Resumable: every command skips rows already in
 # the store; rows go to results/issue16.db.
 set -euxo pipefail
@@ -14,8 +14,6 @@ $K --data austen --lengths $GRID --warm prefix
 $K --data random --lengths $GRID --warm prefix
 # Then one grid step further (181): every text, if any reached 128 (a walk stops where no text reconstructs).
 $K --data wiki --data austen --data random --lengths $GRID,181 --warm prefix
-python bench/recipe_sweep.py --lengths 64 --texts 4 --cap 600 --data wiki --data-seed 23 paper \
-    --out bench/results/recipe_sweep_heldout_paper64_cpu.jsonl
 C="prototok capacity --samples 4 --data-seed 23 --min-chars 1500 --recipe fast-lbfgs --steps 1000 --db results/issue16.db --batch-size 2"
 $C --data wiki --data austen --lengths 4,5,8,11,16,22,32,45,64 --warm cold
 prototok report --db results/issue16.db -o bench/results/issue16_report
