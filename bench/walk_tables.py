@@ -17,7 +17,6 @@ import argparse
 from collections import defaultdict
 from collections.abc import Callable
 
-from prototok.protofile import ProtoTokens
 from prototok.store import Store
 
 
@@ -104,14 +103,6 @@ def norms(source: str, warm: dict, e_norm: Callable[[dict], float]) -> str:
     return "\n".join(lines)
 
 
-def stored_e_norm(store: Store) -> Callable[[dict], float]:
-    def e_norm(row: dict) -> float:
-        proto = ProtoTokens.load(store.proto_file(row["proto_path"]))
-        return float(proto.e[row["proto_index"]].norm())
-
-    return e_norm
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True)
@@ -132,7 +123,7 @@ def main() -> None:
         if args.goal and warm:
             print(goal(source, warm, args.goal) + "\n")
         if args.norms and warm:
-            print(norms(source, warm, stored_e_norm(store)) + "\n")
+            print(norms(source, warm, lambda r: float(store.solution(r)[0].norm())) + "\n")
 
 
 if __name__ == "__main__":

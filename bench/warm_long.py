@@ -19,7 +19,6 @@ from fit_speed import write_rows
 from prototok.experiments.texts import load, prefixes
 from prototok.fit import fit
 from prototok.models import load_model
-from prototok.protofile import ProtoTokens
 from prototok.recipes import parse_recipe
 from prototok.store import Store
 
@@ -52,9 +51,7 @@ def main() -> None:
     starts = {}
     for s in args.samples:
         (row,) = store.rows(source=source, sample=s, length=args.from_length, recipe=args.walk_recipe, seed=0)
-        proto = ProtoTokens.load(store.proto_file(row["proto_path"]))
-        i = row["proto_index"]
-        e, m = proto.e[i], proto.m[i if proto.m.shape[0] > 1 else 0]
+        e, m = store.solution(row)
         if args.e_norm is not None:
             e = e * (args.e_norm / e.norm())
         starts[s] = (e, m)

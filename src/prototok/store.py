@@ -14,8 +14,13 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import PrototokError
+from .protofile import ProtoTokens
+
+if TYPE_CHECKING:
+    import torch
 
 SCHEMA_VERSION = 1
 
@@ -218,6 +223,15 @@ class Store:
         if not path.is_relative_to(root):
             raise PrototokError(f"{self.path}: a row points at {rel}, outside {self.proto_dir}")
         return path
+
+    def solution(self, row: dict, files: dict[str, ProtoTokens] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A row's own (e, m): the texts of one fit share a file (`files` caches them by path) and a shared m is
+        stored once for all of them."""
+        files = {} if files is None else files
+        if row["proto_path"] not in files:
+            files[row["proto_path"]] = ProtoTokens.load(self.proto_file(row["proto_path"]))
+        proto, i = files[row["proto_path"]], row["proto_index"]
+        return proto.e[i], proto.m[min(i, proto.m.shape[0] - 1)]
 
     def _migrate(self) -> None:
         """Columns added to Row since a database was created are added to it, empty (NULL): an old database

@@ -152,11 +152,7 @@ def previous_solution(run: Run) -> Callable[[Item], tuple[torch.Tensor, torch.Te
         shorter = [r for r in rows if r["length"] < it.length]
         if not shorter:
             return None
-        r = max(shorter, key=lambda r: r["length"])
-        if r["proto_path"] not in files:  # a chunk's texts share one file: read it once
-            files[r["proto_path"]] = ProtoTokens.load(run.store.proto_file(r["proto_path"]))
-        proto, i = files[r["proto_path"]], r["proto_index"]
-        return proto.e[i], proto.m[min(i, proto.m.shape[0] - 1)]
+        return run.store.solution(max(shorter, key=lambda r: r["length"]), files)  # a chunk's file is read once
 
     return warm
 
