@@ -4,7 +4,7 @@ warm walk's fit minutes so far per text. Work so far sums only the texts both wa
 there, so the ratio compares the same texts. --goal N adds, per text of the warm walk, whether it reconstructs N
 tokens exactly and what its whole walk up to N cost (issue 16's goal 2: 128 tokens within 30 minutes of fitting).
 --norms adds the L2 norm of each stored e of the warm walk: long warm chains carry a large e that extended worse
-(README, goal 2 under `fast-lbfgs-hold`).
+(README, goal 2 under `fast-lbfgs-hold`; a correlate there, not the cause).
 
     python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs(max_steps=1000)"
     python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs-keep(max_steps=1500)" \
@@ -26,6 +26,11 @@ def walk(rows: list[dict]) -> dict[int, dict[int, dict]]:
     for r in rows:
         out[r["length"]][r["sample"]] = r
     return out
+
+
+def texts(warm: dict) -> list[int]:
+    """The samples a walk fitted at any length."""
+    return sorted({s for rows in warm.values() for s in rows})
 
 
 def table(source: str, cold: dict, warm: dict) -> str:
@@ -72,7 +77,7 @@ def goal(source: str, warm: dict, n: int) -> str:
         f"| fit minutes, walk to {n} |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for s in sorted({s for rows in warm.values() for s in rows}):
+    for s in texts(warm):
         path = [warm[m][s] for m in sorted(warm) if m <= n and s in warm[m]]
         top = warm.get(n, {}).get(s)
         exact = [r["length"] for r in path if r["accuracy"] >= 1.0]
@@ -90,7 +95,7 @@ def goal(source: str, warm: dict, n: int) -> str:
 
 def norms(source: str, warm: dict, e_norm: Callable[[dict], float]) -> str:
     """Per length, each text's |e| as stored by the warm walk, beside its accuracy."""
-    samples = sorted({s for rows in warm.values() for s in rows})
+    samples = texts(warm)
     lines = [
         f"{source}: |e| of each stored solution (accuracy), per text in sample order:",
         "",
@@ -115,6 +120,7 @@ def main() -> None:
     cold_key = args.cold or args.recipe
     keys = {cold_key, args.recipe + "+prefix-warm"}
     rows = [r for r in store.rows(experiment="capacity", sharing="none") if r["recipe"] in keys]
+    files: dict = {}  # a batch's texts share one proto-token file: read it once
     for source in sorted({r["source"] for r in rows}):
         mine = [r for r in rows if r["source"] == source]
         cold = walk([r for r in mine if r["recipe"] == cold_key])
@@ -123,7 +129,7 @@ def main() -> None:
         if args.goal and warm:
             print(goal(source, warm, args.goal) + "\n")
         if args.norms and warm:
-            print(norms(source, warm, lambda r: float(store.solution(r)[0].norm())) + "\n")
+            print(norms(source, warm, lambda r: float(store.solution(r, files)[0].norm())) + "\n")
 
 
 if __name__ == "__main__":
