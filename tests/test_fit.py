@@ -6,9 +6,9 @@ import torch
 from prototok import fit
 from prototok.errors import PrototokError
 from prototok.layouts import batch_indices, get_layout
-from prototok.onepass import embed_inputs, hidden_states, predict, token_scores
+from prototok.onepass import embed_inputs, focal_weighted, hidden_states, predict, token_scores
 from prototok.optimizers import RowAdamW
-from prototok.recipes import RECIPES, Recipe, get_recipe
+from prototok.recipes import RECIPES, Recipe, get_recipe, parse_recipe
 
 FAST = get_recipe("paper", lr=0.1, max_steps=300)
 
@@ -242,6 +242,27 @@ def test_every_named_recipe_reconstructs_a_short_text_exactly(tiny, name):
     (r,) = fit(tiny, [toks], recipe=get_recipe(name, max_steps=400))
     assert r.solved and r.accuracy == 1.0
     assert decoded_accuracy(tiny, "e m^(N-1)", r) == 1.0  # a fresh one-pass forward of the kept vectors
+
+
+def test_focal_loss_weights_wrong_tokens_and_keeps_cross_entropy_at_gamma_0():
+    ce = torch.tensor([0.0, 0.01, 2.0, 5.0], requires_grad=True)  # two tokens right (p ~ 1), two wrong
+    assert torch.equal(focal_weighted(ce, 0.0), ce)
+    w = focal_weighted(ce, 2.0) / ce.detach().clamp(min=1e-12)
+    assert torch.allclose(w, (1 - torch.exp(-ce.detach())) ** 2)
+    assert w[1] < 1e-3 and w[2] > 0.7 and w[3] > 0.98  # a right token stops pulling, a wrong one keeps its CE
+    focal_weighted(ce, 2.0).sum().backward()
+    assert torch.isfinite(ce.grad).all() and ce.grad[0] == 0
+
+
+def test_focal_recipe_reconstructs_a_short_text_exactly(tiny):
+    """The per-text L-BFGS recipe with a focal loss: the line search sees the same (focal) loss as the step."""
+    toks = ids(tiny, "the cat sat on the mat")
+    rec = parse_recipe("fast-lbfgs-keep:focal_gamma=2", max_steps=400)
+    assert rec.key == "fast-lbfgs-keep(max_steps=400,focal_gamma=2.0)"  # a stored row says it was focal
+    (r,) = fit(tiny, [toks], recipe=rec)
+    assert r.solved and decoded_accuracy(tiny, "e m^(N-1)", r) == 1.0
+    with pytest.raises(ValueError, match="focal_gamma"):
+        Recipe(focal_gamma=-1.0)
 
 
 def _quadratic_run(opt_cls, rows_of_batch, steps=60):

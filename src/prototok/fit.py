@@ -316,7 +316,7 @@ def _fit_queue(
         return False
 
     def score(rows: torch.Tensor, toks: list[list[int]]):
-        return layout_scores(lm, lay, E[rows], M[rows], toks, fixed_len, backbone)
+        return layout_scores(lm, lay, E[rows], M[rows], toks, fixed_len, backbone, rec.focal_gamma)
 
     def keep(s: int) -> tuple:
         return E[s].detach().cpu().clone(), M[s].detach().cpu().clone()
@@ -371,7 +371,7 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
     best, since_best, t0 = None, 0, time.perf_counter()
     draw_key, since_rise = None, 0  # this draw's most tokens right, steps since it rose (stall_after)
     for step in range(rec.max_steps + 1):
-        loss, correct = layout_scores(lm, lay, E, M, texts)
+        loss, correct = layout_scores(lm, lay, E, M, texts, focal=rec.focal_gamma)
         total = loss.sum()
         check_finite(total)
         loss, correct = loss.detach().cpu(), correct.cpu()

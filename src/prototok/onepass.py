@@ -106,14 +106,27 @@ def row_scores(lm: LoadedModel, h: torch.Tensor, targets: torch.Tensor) -> tuple
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def token_scores(lm: LoadedModel, h: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-text mean cross-entropy (B,) with grad, and per-text correct-token counts (B,) without.
+def focal_weighted(tok_loss: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Focal loss (1 - p)^gamma * CE per token, p = exp(-CE): success is argmax at every position, so tokens
+    already right stop pulling on e and m and the few still wrong (at long N often output 0, which e alone
+    decides) get the gradient. gamma 0 is plain cross-entropy."""
+    if gamma == 0:
+        return tok_loss
+    return (-torch.expm1(-tok_loss)).clamp(min=0).pow(gamma) * tok_loss
+
+
+def token_scores(
+    lm: LoadedModel, h: torch.Tensor, targets: torch.Tensor, focal: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-text mean cross-entropy (B,) with grad (focal-weighted when focal > 0), and per-text correct-token
+    counts (B,) without.
 
     h: (B, L, d), targets: (B, L) with IGNORE where unsupervised; only supervised rows reach the LM head.
     """
     rows = targets != IGNORE  # (B, L)
     tg = targets[rows]  # (T,)
     tok_loss, argmax = row_scores(lm, h[rows], tg)  # (T,), (T,)
+    tok_loss = focal_weighted(tok_loss, focal)
     text_of = rows.nonzero()[:, 0]  # (T,) which text each row belongs to
     b = targets.shape[0]
     counts = rows.sum(1).clamp(min=1)  # (B,)
@@ -123,7 +136,11 @@ def token_scores(lm: LoadedModel, h: torch.Tensor, targets: torch.Tensor) -> tup
 
 
 def scores(
-    lm: LoadedModel, inputs: torch.Tensor, targets: torch.Tensor, backbone: Callable[..., object] | None = None
+    lm: LoadedModel,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    backbone: Callable[..., object] | None = None,
+    focal: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The forward pass and its loss, for every caller: input vectors (B, L, d) and targets (B, L) ->
     per-text mean cross-entropy (B,) with grad and correct-token counts (B,).
@@ -131,7 +148,7 @@ def scores(
     One-pass fitting, the cramming baseline (teacher-forced inputs), Bezier paths and the encoder all go
     through here, so chunking, autocast and the head's soft-capping are decided once.
     """
-    return token_scores(lm, hidden_states(lm, inputs, backbone), targets)
+    return token_scores(lm, hidden_states(lm, inputs, backbone), targets, focal)
 
 
 def layout_scores(
@@ -142,11 +159,12 @@ def layout_scores(
     token_lists: list[list[int]],
     length: int | None = None,
     backbone: Callable[..., object] | None = None,
+    focal: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """scores() of texts under a layout: e, m (B, d) or (1, d) -> loss (B,), correct (B,).
     length pads every text to that many tokens (one fixed shape for a compiled backbone)."""
     slots, targets = batch_indices(lay, token_lists, length)
-    return scores(lm, embed_inputs(lm, e, m, slots.to(lm.device)), targets.to(lm.device), backbone)
+    return scores(lm, embed_inputs(lm, e, m, slots.to(lm.device)), targets.to(lm.device), backbone, focal)
 
 
 def check_finite(loss: torch.Tensor) -> None:

@@ -44,6 +44,9 @@ class Recipe:
     lbfgs_after: int = 0  # with "lbfgs": AdamW (lr, betas, ...) for a text's first steps, L-BFGS after
     history: int = 50  # L-BFGS curvature pairs kept per text
     lbfgs_lr: float = 1.0  # L-BFGS trial step (1: the quasi-Newton step itself)
+    # focal loss (1 - p)^gamma * CE per token (0: cross-entropy): right tokens stop pulling, the last wrong
+    # ones get the gradient; the stored loss is then the focal loss
+    focal_gamma: float = 0.0
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,8 @@ class Recipe:
                 f"Recipe: lbfgs_after >= 0, history >= 1, lbfgs_lr > 0; got {self.lbfgs_after}, {self.history}, "
                 f"{self.lbfgs_lr}"
             )
+        if self.focal_gamma < 0:
+            raise ValueError(f"Recipe.focal_gamma must be >= 0, got {self.focal_gamma}")
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"Recipe.betas must lie in [0, 1), got {self.betas}")
 
