@@ -303,3 +303,13 @@ def test_fig3_left_sets_one_pass_with_a_shared_m_against_one_mem(tmp_path):
     md = (out / "report.md").read_text()
     line = line_of(md, "e m^(N-1), paper, m shared", "hc-cram(num_mem=1)")
     assert line.split("|")[5:7] == [" 8 ", " 16 "]  # capacity one-pass (shared m), capacity cramming
+
+
+def test_figures_keep_more_than_ten_lines_distinct():
+    from prototok.report.plotting import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    lines = [ax.plot([0, 1], [i, i])[0] for i in range(12)]
+    assert len({(line.get_color(), line.get_linestyle()) for line in lines}) == 12
+    plt.close(fig)

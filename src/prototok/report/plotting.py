@@ -7,12 +7,17 @@ from pathlib import Path
 
 
 def pyplot():
-    """matplotlib.pyplot on the Agg backend; imported on first use, so the report's tables need no matplotlib."""
+    """matplotlib.pyplot on the Agg backend; imported on first use, so the report's tables need no matplotlib.
+    Lines cycle through 10 colours, then the same colours dashed and dotted: a report with more than 10
+    settings in one figure (issue 16's walks had 12) keeps every line distinct."""
     import matplotlib
+    from cycler import cycler
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colors = matplotlib.colormaps["tab10"].colors
+    matplotlib.rcParams["axes.prop_cycle"] = cycler(linestyle=["-", "--", ":"]) * cycler(color=colors)
     return plt
 
 
