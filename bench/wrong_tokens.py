@@ -14,24 +14,27 @@ from __future__ import annotations
 import argparse
 import json
 
+from prototok.decode import decode_tokens
 from prototok.experiments.texts import load, prefixes
 from prototok.models import LoadedModel, load_model
-from prototok.onepass import decode_tokens
+from prototok.protofile import ProtoTokens
 from prototok.store import Store
 
 
 def wrong_tokens(lm: LoadedModel, store: Store, rows: list[dict], tokens: dict[tuple[int, int], list[int]]):
     """Per row (below 1.0): its wrong positions as (position, reference, output) token strings.
-    tokens: (sample, length) -> the reference token ids."""
-    files: dict = {}
+    tokens: (sample, length) -> the reference token ids. Each proto-token file is decoded once, as its method
+    decodes it and checked against the model (decode.decode_tokens)."""
+    decoded: dict[str, list[list[int]]] = {}
+    dec = lm.tokenizer.decode
     out = []
     for r in sorted(rows, key=lambda r: (r["length"], r["sample"])):
         if r["accuracy"] >= 1.0:
             continue
         ref = tokens[(r["sample"], r["length"])]
-        e, m = store.solution(r, files)
-        got = decode_tokens(lm, e[None], m[None], r["layout"], [len(ref)])[0]
-        dec = lm.tokenizer.decode
+        if r["proto_path"] not in decoded:
+            decoded[r["proto_path"]] = decode_tokens(lm, ProtoTokens.load(store.proto_file(r["proto_path"])))
+        got = decoded[r["proto_path"]][r["proto_index"]]
         wrong = [(i, dec([a]), dec([b])) for i, (a, b) in enumerate(zip(ref, got, strict=True)) if a != b]
         out.append({"sample": r["sample"], "length": r["length"], "accuracy": r["accuracy"], "wrong": wrong})
     return out
