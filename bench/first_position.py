@@ -18,7 +18,7 @@ import time
 from fit_speed import texts_for, write_rows
 from prototok.fit import fit
 from prototok.models import load_model
-from prototok.onepass import decode_tokens
+from prototok.onepass import decode_vectors
 from prototok.recipes import parse_recipe
 
 
@@ -45,7 +45,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 res = fit(lm, toks, recipe=rec, seed=0, batch_size=len(toks))
                 res.sort(key=lambda r: r.index)
-                out = decode_tokens(lm, *_stack(res), "e m^(N-1)", [len(t) for t in toks])
+                out = decode_vectors(lm, *_stack(res), "e m^(N-1)", [len(t) for t in toks])
                 first = [o[0] == t[0] for o, t in zip(out, toks)]
                 rest = [a == b for o, t in zip(out, toks) for a, b in zip(o[1:], t[1:])]
                 solved = [r.steps_run for r in res if r.solved]

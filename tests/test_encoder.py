@@ -20,11 +20,11 @@ from prototok.encoder import (
     evaluate_encoder,
     load_encoder,
     one_pass_loss,
-    read_texts,
     save_encoder,
     snippets,
     token_batch,
     train_encoder,
+    training_texts,
 )
 from prototok.errors import PrototokError
 from prototok.protofile import ProtoTokens
@@ -207,10 +207,10 @@ def test_cli_train_resume_and_eval(tiny, tiny_dir, tmp_path):
     assert r.exit_code == 2 and "no such file" in r.output
 
 
-def test_snippets_and_read_texts(tiny, tmp_path):
+def test_snippets_and_training_texts(tiny, tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d/a.txt").write_text("the cat sat on the mat\n\nbird sang in morning sun\n")
-    texts = read_texts([str(tmp_path / "d"), "the dog ran"])
+    texts = training_texts([str(tmp_path / "d"), "the dog ran"])
     assert texts == ["the cat sat on the mat", "bird sang in morning sun", "the dog ran"]
     cut = snippets(tiny, texts, 2, 4, 3)
     assert sorted(len(ids(tiny, t)) for t in cut) == [2, 3, 4]

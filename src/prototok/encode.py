@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .fit import Progress
+from .fit import FitProgress
 from .layouts import DEFAULT_LAYOUT, get_layout
 from .methods import OnePass, to_proto
 from .models import DEFAULT_MODEL, LoadedModel, as_loaded
@@ -24,7 +24,7 @@ def encode(
     batch_size: int = 8,
     store_text: bool = False,
     device: str | None = None,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[FitProgress], None] | None = None,
     compile: bool = False,
 ) -> ProtoTokens:
     """Fit proto-tokens from which the frozen model writes each text in one forward pass. `model`: a name,

@@ -45,7 +45,7 @@ class FitResult:
 
 
 @dataclass
-class Progress:
+class FitProgress:
     step: int  # fitter steps so far (one forward+backward each)
     done: int
     total: int
@@ -72,7 +72,7 @@ def fit(
     seed: int = 0,
     share: str = "none",
     batch_size: int = 8,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[FitProgress], None] | None = None,
     warm_start: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
     compile: bool = False,
     init_ids: list[int] | None = None,
@@ -164,7 +164,7 @@ def run_slots(
     init_ids: list[int] | None = None,
     patience: int = 0,
     fixed_shape: bool = False,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[FitProgress], None] | None = None,
     on_done: Callable[[Kept], None] | None = None,
 ) -> list[Kept]:
     """Continuous batching: the one loop behind every method's per-text fitting.
@@ -273,7 +273,7 @@ def run_slots(
         if progress:
             live = [j for j in range(len(batch)) if toks[j]]
             progress(
-                Progress(
+                FitProgress(
                     step,
                     sum(k is not None for k in kept),
                     n,
@@ -292,7 +292,7 @@ def _fit_queue(
     *,
     seed: int,
     batch_size: int,
-    progress: Callable[[Progress], None] | None,
+    progress: Callable[[FitProgress], None] | None,
     warm_start: list[tuple[torch.Tensor, torch.Tensor] | None] | None,
     compile: bool,
     init_ids: list[int] | None,
@@ -391,7 +391,7 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
         else:
             since_best += 1
         if progress:
-            progress(Progress(step, 0, n, (correct / lengths).mean().item(), int((correct == lengths).sum())))
+            progress(FitProgress(step, 0, n, (correct / lengths).mean().item(), int((correct == lengths).sum())))
         if solved or step == rec.max_steps:
             break
         total.backward()

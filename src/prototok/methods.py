@@ -20,10 +20,10 @@ import torch
 
 from .baselines.cramming import Cramming, SinkCramming
 from .errors import PrototokError
-from .fit import FitResult, Progress, fit, time_step
+from .fit import FitProgress, FitResult, fit, time_step
 from .layouts import get_layout
 from .models import LoadedModel
-from .onepass import decode_tokens, layout_scores
+from .onepass import decode_vectors, layout_scores
 from .protofile import ProtoTokens
 from .recipes import Recipe, check_shareable, default_recipe, parse_recipe
 
@@ -127,7 +127,7 @@ class OnePass:
         seed: int,
         batch_size: int = 8,
         share: str = "none",
-        progress: Callable[[Progress], None] | None = None,
+        progress: Callable[[FitProgress], None] | None = None,
         init_ids: list[int] | None = None,
         process_group=None,
         compile: bool = False,
@@ -162,7 +162,7 @@ class OnePass:
                 f"layout '{proto.layout}' needs e (T, {d}) and m (1 or T, {d}) for this model; "
                 f"the file holds e {tuple(e.shape)}, m {tuple(m.shape)}"
             )
-        return decode_tokens(lm, e, m, proto.layout, proto.lengths)
+        return decode_vectors(lm, e, m, proto.layout, proto.lengths)
 
     def row_columns(self, results: list[FitResult]) -> dict[str, list]:
         return {"evals": [r.steps_run for r in results]}

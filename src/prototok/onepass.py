@@ -184,7 +184,7 @@ def predict(
 
 
 @torch.no_grad()
-def decode_tokens(
+def decode_vectors(
     lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, layout: str, lengths: list[int]
 ) -> list[list[int]]:
     """Texts of the given lengths from their (e, m) in one batched forward pass."""

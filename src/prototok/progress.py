@@ -20,7 +20,7 @@ def _every() -> float:
         return 60.0
 
 
-class Progress:
+class ProgressBar:
     """update(n, **postfix): n units done so far (a bar's position), with live numbers beside it. Without a
     terminal a line is printed when n grew (a chunk finished), unless chunk=False (a step within a chunk: then
     only the every-N-seconds line)."""

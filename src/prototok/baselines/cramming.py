@@ -34,7 +34,7 @@ from typing import ClassVar
 import torch
 
 from ..errors import PrototokError
-from ..fit import Progress, Slots, run_slots, time_step
+from ..fit import FitProgress, Slots, run_slots, time_step
 from ..layouts import IGNORE
 from ..models import LoadedModel
 from ..onepass import embed_scale, scores
@@ -219,7 +219,7 @@ def cram(
     *,
     seed: int = 0,
     batch_size: int = 8,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[FitProgress], None] | None = None,
     init_ids: list[int] | None = None,
     hc: bool = False,
 ) -> list[CramResult]:
@@ -380,7 +380,7 @@ class SinkCramming:
         seed: int = 0,
         batch_size: int = 8,
         share: str = "none",
-        progress: Callable[[Progress], None] | None = None,
+        progress: Callable[[FitProgress], None] | None = None,
         init_ids: list[int] | None = None,
         process_group=None,
     ) -> list[CramResult]:

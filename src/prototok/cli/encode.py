@@ -15,11 +15,11 @@ from .options import (
     EXIT_OK,
     check_utf8,
     fit_options,
+    input_texts,
     load_model_from,
     model_options,
     model_options_with,
     progress_bar,
-    read_texts,
 )
 
 
@@ -79,7 +79,7 @@ def encode(
     from ..recipes import check_shareable, default_recipe, parse_recipe
 
     check_output_file(output, "-o")  # before any loading or fitting
-    texts = read_texts(text, files)
+    texts = input_texts(text, files)
     rec = parse_recipe(recipe or default_recipe(share), lr=lr, max_steps=steps, init_scale=init_scale)
     check_shareable(rec, share)
     lm = load_model_from(locals())

@@ -84,7 +84,7 @@ def train(
     """Train an encoder end to end through the frozen model (launch with torchrun for data parallel)."""
     from ..data import with_text_field
     from ..distributed import env
-    from ..encoder import TrainConfig, read_texts, train_encoder
+    from ..encoder import TrainConfig, train_encoder, training_texts
     from ..encoder.train import tensorboard_writer
     from ..files import check_output_dir
 
@@ -92,7 +92,7 @@ def train(
     check_output_dir(out, "-o")  # before the model loads or anything trains
     tensorboard_writer(report_to)  # a missing package is refused before the model loads
     cfg = TrainConfig(model=model, min_len=min_len, max_len=max_len, **kw)
-    texts = read_texts([with_text_field(d, text_field) for d in data], samples, cfg.seed)
+    texts = training_texts([with_text_field(d, text_field) for d in data], samples, cfg.seed)
     last = train_encoder(
         cfg,
         texts,
@@ -176,13 +176,13 @@ def eval_(
 
     CKPT is a checkpoint folder or hf://USER/REPO[@REVISION] (see `prototok push`)."""
     from ..data import with_text_field
-    from ..encoder import config_from_meta, eval_texts, evaluate_encoder, read_meta, read_texts
+    from ..encoder import config_from_meta, eval_texts, evaluate_encoder, read_meta, training_texts
     from ..recipes import parse_recipe
 
     meta = read_meta(ckpt)
     name = model or meta.get("train", {}).get("model") or config_from_meta(meta, str(ckpt)).lm_name
     lm = load_model_from(locals(), name)
-    texts = read_texts([with_text_field(d, text_field) for d in data], samples, seed)
+    texts = training_texts([with_text_field(d, text_field) for d in data], samples, seed)
     chosen = eval_texts(
         lm, ckpt, texts, n_texts, heldout=split == "heldout", min_len=min_len, max_len=max_len, seed=seed
     )
@@ -233,12 +233,12 @@ class _fit_bar:
         self.off, self.bar, self.phase = off, None, None
 
     def __call__(self, phase, p) -> None:
-        from ..progress import Progress
+        from ..progress import ProgressBar
 
         if phase != self.phase:
             self.close()
             self.phase = phase
-            self.bar = Progress(p.total, f"fit {phase}")
+            self.bar = ProgressBar(p.total, f"fit {phase}")
         self.bar.update(p.done, step=p.step, acc=f"{p.active_accuracy:.3f}", solved=p.solved)
 
     def close(self) -> None:

@@ -82,9 +82,9 @@ def experiment_options(f):
 
 def _bar(total: int, desc: str):
     """Progress on stderr (a bar on a terminal, plain lines elsewhere): texts committed, with live accuracy."""
-    from ..progress import Progress
+    from ..progress import ProgressBar
 
-    bar = Progress(total, desc)
+    bar = ProgressBar(total, desc)
 
     def on_step(p) -> None:
         bar.update(bar.n, step=p.step, acc=f"{p.active_accuracy:.3f}")

@@ -159,9 +159,9 @@ def fit_options(f):
 
 def progress_bar(total: int, desc: str):
     """Progress on stderr with live accuracy (a bar on a terminal, plain lines elsewhere); returns (callback, bar)."""
-    from ..progress import Progress
+    from ..progress import ProgressBar
 
-    bar = Progress(total, desc)
+    bar = ProgressBar(total, desc)
 
     def update(p) -> None:
         bar.update(p.done, step=p.step, acc=f"{p.active_accuracy:.3f}", solved=p.solved)
@@ -190,7 +190,7 @@ def read_stdin() -> str:
         raise PrototokError(f"the text on stdin is not valid UTF-8 (byte {err.start})") from None
 
 
-def read_texts(text: str | None, files: tuple[str, ...]) -> list[str]:
+def input_texts(text: str | None, files: tuple[str, ...]) -> list[str]:
     texts = ([check_utf8(text, "the TEXT argument")] if text is not None else []) + [read_text(f) for f in files]
     if not texts:
         if sys.stdin is None or sys.stdin.isatty():

@@ -18,7 +18,16 @@ from .checkpoint import (
 )
 from .infer import amortised_encode, eval_texts, evaluate_encoder, predict_pairs
 from .model import EncoderConfig, ProtoEncoder, one_pass_loss, token_batch
-from .train import ENCODER_MIN_CHARS, Corpus, TrainConfig, TrainResult, is_heldout, read_texts, snippets, train_encoder
+from .train import (
+    ENCODER_MIN_CHARS,
+    Corpus,
+    TrainConfig,
+    TrainResult,
+    is_heldout,
+    snippets,
+    train_encoder,
+    training_texts,
+)
 
 __all__ = [
     "ENCODER_MIN_CHARS",
@@ -40,7 +49,7 @@ __all__ = [
     "pull_encoder",
     "push_encoder",
     "read_meta",
-    "read_texts",
+    "training_texts",
     "save_encoder",
     "snippets",
     "token_batch",

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import PrototokError
-from ..fit import FitResult, Progress, fit
+from ..fit import FitProgress, FitResult, fit
 from ..layouts import DEFAULT_LAYOUT, get_layout
 from ..models import LoadedModel
 from ..protofile import ProtoTokens
@@ -74,11 +74,11 @@ def amortised_encode(
     layout: str = DEFAULT_LAYOUT,
     seed: int = 0,
     batch_size: int = 8,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[FitProgress], None] | None = None,
 ) -> ProtoTokens:
     """Proto-tokens from one encoder pass per text; refine_steps > 0 then fits from there (a warm start).
 
-    progress: the fitter's callback (prototok.fit.Progress), called once per encoder batch too. recipe: the
+    progress: the fitter's callback (prototok.fit.FitProgress), called once per encoder batch too. recipe: the
     refinement's (default: the per-text default, which keeps the encoder's output rather than redraw it).
     """
     if refine_steps < 0:
@@ -96,7 +96,7 @@ def amortised_encode(
     acc0, loss0 = _score(lm, e, m, token_lists, lay.name, batch_size)
     if progress:
         mean = sum(acc0) / len(acc0)
-        progress(Progress(0, len(texts) if not refine_steps else 0, len(texts), mean, sum(a >= 1.0 for a in acc0)))
+        progress(FitProgress(0, len(texts) if not refine_steps else 0, len(texts), mean, sum(a >= 1.0 for a in acc0)))
     extra = {
         "encoder": str(ckpt),
         "encoder_step": read_meta(ckpt).get("step"),
@@ -240,7 +240,7 @@ def evaluate_encoder(
     fits: bool = True,
     seed: int = 0,
     batch_size: int = 8,
-    progress: Callable[[str, Progress], None] | None = None,
+    progress: Callable[[str, FitProgress], None] | None = None,
 ) -> dict:
     """How good the amortised proto-tokens are, on held-out texts.
 

@@ -117,7 +117,7 @@ def is_heldout(text: str, fraction: float) -> bool:
 ENCODER_MIN_CHARS = 200
 
 
-def read_texts(specs: list[str] | tuple[str, ...], samples: int = 5000, seed: int = 0) -> list[str]:
+def training_texts(specs: list[str] | tuple[str, ...], samples: int = 5000, seed: int = 0) -> list[str]:
     """--data values: a .txt file (one text per non-empty line), a folder of them, a source name of
     prototok.data (wiki, austen, hf:...: `samples` windows from it), or else the text itself."""
     texts: list[str] = []
@@ -308,9 +308,9 @@ def train_encoder(
     end = min(cfg.steps, stop_at if stop_at is not None else cfg.steps)
     bar = None
     if progress and d.rank == 0:
-        from ..progress import Progress
+        from ..progress import ProgressBar
 
-        bar = Progress(cfg.steps, "encoder", "step", initial=step)
+        bar = ProgressBar(cfg.steps, "encoder", "step", initial=step)
     writer = None
     if d.rank == 0:
         out.mkdir(parents=True, exist_ok=True)

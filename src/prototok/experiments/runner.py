@@ -27,7 +27,7 @@ import torch
 
 from ..distributed import Dist, shard
 from ..errors import PrototokError
-from ..fit import Progress
+from ..fit import FitProgress
 from ..methods import Method, to_proto
 from ..models import DEFAULT_MODEL, LoadedModel
 from ..store import KEY, Row, Store
@@ -50,7 +50,7 @@ class Run:
     source: str
     method: Method  # what fits and decodes the texts (methods.OnePass, baselines.cramming.Cramming)
     batch_size: int = 8
-    on_step: Callable[[Progress], None] | None = None  # the fitter's per-step progress
+    on_step: Callable[[FitProgress], None] | None = None  # the fitter's per-step progress
     on_commit: Callable[[list[Row]], None] | None = None  # after each committed chunk
     dist: Dist | None = None  # ranks sharing the work (store is then this rank's RankStore); None: one process
     _done: set | None = field(default=None, repr=False)
@@ -340,7 +340,7 @@ class Experiment:
     warm_starts: bool = False  # whether it can start a text from a shorter prefix's solution (method.warm)
 
 
-Bar = Callable[[int, str], tuple[Callable[[Progress], None], Callable[[list[Row]], None], Callable[[], None]]]
+Bar = Callable[[int, str], tuple[Callable[[FitProgress], None], Callable[[list[Row]], None], Callable[[], None]]]
 
 
 def run_experiment(
