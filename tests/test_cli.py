@@ -42,7 +42,7 @@ def test_encode_decode_round_trip(run, tiny_dir, tmp_path):
     assert "accuracy 1.0000" in r.output and out.exists()
     d = run("decode", out)
     assert d.exit_code == 0 and d.stdout.strip() == "the cat sat on the mat"
-    assert "decoded with model" in d.stderr  # decode without --model says which model it loaded (issue 13)
+    assert "decoded with model" in d.stderr  # decode without --model says which model it loaded
     j = run("decode", out, "--json", "--reference", "the cat sat on the mat")
     assert j.exit_code == 0 and json.loads(j.stdout)[0]["accuracy"] == 1.0
 

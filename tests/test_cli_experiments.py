@@ -1,4 +1,4 @@
-"""Issue 5 on the tiny model: `capacity --method cram-sink` (issue 12: the former `cram`; both accuracies,
+"""The experiment commands on the tiny model: `capacity --method cram-sink` (the former `cram`; both accuracies,
 resumable), the store migration, the first_scale knob, `geometry` (stored, resumable, same-context groups) and
 the report's Figs. 3, 4, 6, 7."""
 

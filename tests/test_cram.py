@@ -96,7 +96,7 @@ def test_generation_scores_count_positions_and_prefix():
 
 
 def test_saved_in_the_proto_token_format_and_decoded_greedily(tiny, crammed, tmp_path):
-    method = SinkCramming(FAST)  # issue 12: the sink variant is "cram-sink" now; its files and keys are unchanged
+    method = SinkCramming(FAST)  # the sink variant is "cram-sink"; its files and keys are unchanged
     proto = to_proto(method, tiny, [crammed], layout="mem", texts=[TEXT], store_text=True)
     path = proto.save(tmp_path / "mem.safetensors")
     back = ProtoTokens.load(path)

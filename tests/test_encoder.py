@@ -1,4 +1,4 @@
-"""The learned encoder (issue 6): shapes, a training step, exact resume, 2-rank DDP, checkpoints, encode/decode."""
+"""The learned encoder: shapes, a training step, exact resume, 2-rank DDP, checkpoints, encode/decode."""
 
 from __future__ import annotations
 

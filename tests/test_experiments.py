@@ -77,7 +77,7 @@ def test_h_lm_matches_the_models_own_cross_entropy(tiny):
     with torch.no_grad():
         logp = torch.log_softmax(tiny.model(torch.tensor([[1, *toks]])).logits[0].float(), -1)
     assert ctx == "bos" and bits[0] == pytest.approx(-logp[0, toks[0]].item() / math.log(2), rel=1e-4)
-    # issue 12, hidden_capacity's rule: a tokenizer that names a BOS but does not add one (Pythia, SmolLM2)
+    # hidden_capacity's rule: a tokenizer that names a BOS but does not add one (Pythia, SmolLM2)
     # counts as having none
     named = replace(tiny, tokenizer=_with_bos(tiny.tokenizer, adds=False))
     assert tx.h_lm_bits(named, toks) == tx.h_lm_bits(tiny, toks)
@@ -193,7 +193,7 @@ def full_db(tiny_dir, docs, tmp_path_factory):
     common = ["--model", tiny_dir, "--data", docs, "--db", db, *TINY_FIT]
     r = cli("capacity", *common, "--samples", 2, "--lengths", "4,8", "--seeds", 2)
     assert r.exit_code == 0, r.output
-    assert "capacity (longest length at accuracy >= 0.99" in r.output and "nats" in r.output  # issue 12: nats
+    assert "capacity (longest length at accuracy >= 0.99" in r.output and "nats" in r.output  # nats
     r = cli("ablate", "layouts", *common, "--samples", 2, "--lengths", "1,4")
     assert r.exit_code == 0, r.output
     r = cli("ablate", "sharing", *common, "--samples", 2, "--lengths", "4", "--groups", "1,2,8")
@@ -382,7 +382,7 @@ def test_real_model_capacity(real, tmp_path):
     for n in lengths[:-1]:  # the walk went on only past lengths some sample reconstructed
         assert any(r["accuracy"] >= 0.99 for r in rows if r["length"] == n)
     for r in rows:
-        # issue 12: SmolLM2 names a BOS (<|im_start|>) but does not add one, so H_LM has none, as hidden_capacity
+        # SmolLM2 names a BOS (<|im_start|>) but does not add one, so H_LM has none, as hidden_capacity
         assert r["h_lm_context"] == "none" and r["h_lm_bits"] > 0
         assert r["decode_accuracy"] == r["accuracy"] and r["model_fingerprint"] == real.fingerprint
         proto = ProtoTokens.load(tmp_path / r["proto_path"])

@@ -1,6 +1,6 @@
-"""Issue 13: every bad input is exit 2 with exactly one line on stderr, and nothing is created or changed.
+"""Every bad input is exit 2 with exactly one line on stderr, and nothing is created or changed.
 
-One parametrised table of hostile inputs (the issue's list) and seeded random mutations of a valid proto-token
+One parametrised table of hostile inputs (the README's list) and seeded random mutations of a valid proto-token
 file (flipped bytes, truncations, edited metadata fields), fed to the CLI on the tiny model through click's
 CliRunner (stderr apart from stdout: click >= 8.2), plus one subprocess for raw bytes on a real stdin. Every
 case snapshots its folder (every entry's type, mode, size and content) before and after. A read-only filesystem

@@ -21,7 +21,7 @@ MODEL = "EleutherAI/pythia-160m"  # one of the paper's Table 3 models
 SOURCE = "hf:pg19"
 ONEPASS = dict(layout="e m^(N-1)", recipe="paper")
 CRAM = dict(layout="hc-mem", recipe="hc-cram(num_mem=1)")  # the baseline as hidden_capacity runs it
-SINK = dict(layout="mem", recipe="cram(num_mem=1)")  # prototok's sink variant, as rows stored before issue 12
+SINK = dict(layout="mem", recipe="cram(num_mem=1)")  # prototok's sink variant, as rows stored before the cram/cram-sink split
 # A published number for the tests only: no number of the paper's could be verified yet (report/reference.py).
 KNOWN = Reference("pythia-160m", "pg19", "capacity", 128)
 
@@ -152,7 +152,7 @@ def test_every_section_and_figure_from_known_rows(store_path, tmp_path):
     info, tokens = (40 * math.log(2) / 15 - 0.2) * 16, (0.9 - 3 / 15) * 16
     assert line_of(md, "hc-cram(num_mem=1)", "cram").endswith(f"| 1 | {info:.1f} +- 0.0 | {tokens:.1f} +- 0.0 |")
 
-    # capacity (issue 12): the paper's statistic, the max over samples (8), mean +- std and per-sample values
+    # capacity: the paper's statistic, the max over samples (8), mean +- std and per-sample values
     # beside it; H_LM (2.5 bits/token, shown in nats) at capacity 15 bits mean, 20 bits max; the paper's number
     # beside this setting only, as it is measured the paper's way
     h15, h20 = fmt(15 * math.log(2)), fmt(20 * math.log(2))
@@ -200,7 +200,7 @@ def test_an_empty_store_gives_a_report_without_sections(tmp_path):
 
 
 def test_paper_numbers_match_by_model_id_source_and_setting(monkeypatch):
-    """Issue 12: numbers per model (all six of Table 3), data and sharing, matched by hub id or local path, and
+    """Numbers per model (all six of Table 3), data and sharing, matched by hub id or local path, and
     only beside a setting measured the paper's way. (The numbers asserted before, 362 and 128, were quoted in
     issue 3 but could not be verified against the paper, so reference.PAPER holds none; KNOWN stands in.)"""
     ids = {

@@ -117,22 +117,23 @@ RECIPES: dict[str, Recipe] = {
         notes="fast-e50's AdamW for 50 steps, then per-text L-BFGS; a draw whose accuracy stalls 60 steps is redrawn",
     ),
 }
-# README, Long texts: from the 90-token solutions of a warm walk (wiki, data seed 23), fast-lbfgs's redraws left
-# 128 tokens at 0.984 / 0.906 after 1500 evaluations; keeping the warm start solved both (1109, 1128). A short
-# warm start stuck in a bad basin still gets a cold draw while one can finish: cold fits took up to ~12
-# evaluations per token at 45-64 tokens. Everything else is fast-lbfgs's, so cold fits run exactly as its do.
+# docs/findings/long-texts.md: from the 90-token solutions of a warm walk (wiki, data seed 23), fast-lbfgs's
+# redraws left 128 tokens at 0.984 / 0.906 after 1500 evaluations; keeping the warm start solved both (1109,
+# 1128). A short warm start stuck in a bad basin still gets a cold draw while one can finish: cold fits took up
+# to ~12 evaluations per token at 45-64 tokens. Everything else is fast-lbfgs's, so cold fits run exactly as its do.
 RECIPES["fast-lbfgs-keep"] = replace(
     RECIPES["fast-lbfgs"],
     name="fast-lbfgs-keep",
     warm_redraw_evals=12,
     notes="fast-lbfgs, but a stalled warm start is redrawn only while 12 evaluations per token are left",
 )
-# README, Long texts (goal 2): in the fast-lbfgs-keep walks every failure at 64-90 tokens was a warm start at
-# 0.93-0.98 redrawn while 12 evaluations per token were left, then its random draws redrawn too; from the same
-# starts kept, all three solved (222-600 evaluations) and 3 other texts took fewer evaluations than the walk's.
-# 24 per token keeps a warm start of 63+ tokens at cap 1500; no draw is redrawn once a fresh one could not finish.
-# Not the default: its own walks (README, goal 2) solved 0 of 4 wiki texts at 128 where fast-lbfgs-keep's solved
-# 3; the 90-token solutions it kept (|e| ~1030) extended to 128 worse than the ones keep's redraws found (~700).
+# docs/findings/long-texts.md: in the fast-lbfgs-keep capacity walks every failure at 64-90 tokens was a warm
+# start at 0.93-0.98 redrawn while 12 evaluations per token were left, then its random draws redrawn too; from
+# the same starts kept, all three solved (222-600 evaluations) and 3 other texts took fewer evaluations than the
+# walk's. 24 per token keeps a warm start of 63+ tokens at cap 1500; no draw is redrawn once a fresh one could not
+# finish. Not the default: its own walks (same page, the 128-token walks) solved 0 of 4 wiki texts at 128 where
+# fast-lbfgs-keep's solved 3; the 90-token solutions it kept (|e| ~1030) extended to 128 worse than the ones
+# keep's redraws found (~700).
 RECIPES["fast-lbfgs-hold"] = replace(
     RECIPES["fast-lbfgs-keep"],
     name="fast-lbfgs-hold",

@@ -9,7 +9,7 @@ from pathlib import Path
 def pyplot():
     """matplotlib.pyplot on the Agg backend; imported on first use, so the report's tables need no matplotlib.
     Lines cycle through 10 colours, then the same colours dashed and dotted: a report with more than 10
-    settings in one figure (issue 16's walks had 12) keeps every line distinct."""
+    settings in one figure (a capacity walk figure can have 12) keeps every line distinct."""
     import matplotlib
     from cycler import cycler
 
