@@ -25,8 +25,8 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench studies
+	$(BIN)/ruff format --check src tests bench studies
 
 bench: setup
 	$(BIN)/python bench/fit_speed.py

@@ -6,52 +6,34 @@ decode), greedy, exactly N new tokens, at the same batch size. Timing uses rando
 depend on their values.
 
     python bench/decode_speed.py --batches 1 64                     # CPU: N = 64 128 256
-    python bench/decode_speed.py --device cuda --batches 1 64       # GPU (the issue's sizes)
+    python bench/decode_speed.py --device cuda --batches 1 64       # GPU
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 
 import torch
 
-from fit_speed import write_rows
+from common import RunLog, model_options, out_option, timed
 from prototok.layouts import batch_indices, get_layout
 from prototok.models import load_model
 from prototok.onepass import predict
 
 
-def timed(fn, device: torch.device, repeats: int) -> float:
-    """Median seconds of fn() after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()  # kernels are async: wait before reading the clock
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--device", default=None)
+    model_options(ap)
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--generate-repeats", type=int, default=1)
-    ap.add_argument("--out", default=None, help="also write the JSON lines here (atomically)")
+    out_option(ap)
     args = ap.parse_args()
     lm = load_model(args.model, args.device)
+    log = RunLog(args.out, lm.device)
     d, dev, lay = lm.hidden_size, lm.device, get_layout("e m^(N-1)")
     g = torch.Generator().manual_seed(0)
-    rows = []
     for n in args.lengths:
         for b in args.batches:
             mem = torch.randn(b, 1, d, generator=g).to(dev)  # b sequences, each from its own one embedding
@@ -80,10 +62,7 @@ def main() -> None:
                 "generate_tokens_per_s": round(n * b / ar, 1),
                 "speedup": round(ar / one, 1),  # same tokens, same batch: the latency ratio is the tokens/s ratio
             }
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-            if args.out:  # after each row: an interrupted run keeps what it measured
-                write_rows(args.out, rows)
+            log.add(row)
 
 
 if __name__ == "__main__":

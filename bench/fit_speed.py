@@ -1,11 +1,11 @@
 """Fit speed: the paper's recipe one text at a time vs the batched fitter, same model, same texts, one run.
 
-Prints one JSON line per (length, configuration) and three ratio lines per length; --out also writes them.
-The paper recipe runs one text at a time for --single-cap steps (its steps/s) and batched for --cap steps;
-the batched fitter keeps per-text optimiser state, so its texts take the steps they take alone, and the
-one-at-a-time solve time to --cap is derived from them (a "derived" row says so). Steps to solve count
-solved texts only; when the baseline leaves texts unsolved at its cap, a ratio against it is a lower bound
-("ratio_is_lower_bound": true), since a larger budget cannot raise its rate above texts / its wall time.
+Prints one JSON line per (length, configuration) and three ratio lines per length (two more per extra --ours
+recipe); --out also writes them. The paper recipe runs one text at a time for --single-cap steps (its steps/s)
+and batched for --cap steps; the batched fitter keeps per-text optimiser state, so its texts take the steps they
+take alone, and the one-at-a-time solve time to --cap is derived from them (a "derived" row says so). Steps to
+solve count solved texts only; when the baseline leaves texts unsolved at its cap, a ratio against it is a lower
+bound ("ratio_is_lower_bound": true), since a larger budget cannot raise its rate above texts / its wall time.
 
     python bench/fit_speed.py --lengths 16 8 --texts 4 --single-cap 100 --cap 1500 --ours-cap 600 --data wiki
     python bench/fit_speed.py --lengths 32 64 128 --texts 64 --device cuda --single-cap 50 --cap 1000
@@ -14,59 +14,23 @@ solved texts only; when the baseline leaves texts unsolved at its cap, a ratio a
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import resource
 import statistics
-import sys
 import time
 
 import torch
 
-from prototok.files import atomic_write_text
+from common import RunLog, model_options, out_option, p90, ratio, texts_for
 from prototok.fit import fit
 from prototok.models import load_model
 from prototok.recipes import DEFAULT_RECIPE, get_recipe
 
-SENTENCES = [
-    "Paris is the capital and most populous city of France, on the river Seine.",
-    "The quick brown fox jumps over the lazy dog near the old river bank today.",
-    "Photosynthesis converts light energy into chemical energy stored in sugar molecules.",
-    "It is a truth universally acknowledged that a single man in possession of a good fortune must be in want.",
-    "The mitochondrion is an organelle found in the cells of most eukaryotic organisms.",
-    "Mount Everest is the highest mountain above sea level, in the Himalayas of Asia.",
-    "Jazz originated in the African-American communities of New Orleans in the late nineteenth century.",
-    "A prime number is a natural number greater than one that has no positive divisors other than one and itself.",
-]
-
-
-def texts_for(lm, n_tokens: int, count: int, data: str | None, data_seed: int = 0) -> list[list[int]]:
-    """Real text truncated to exactly n_tokens; the wiki corpus when available, else built-in sentences."""
-    pool: list[str] = []
-    if data:
-        from prototok.data import load_samples
-
-        pool = [s.text for s in load_samples(data, count * 3, seed=data_seed)]
-    pool += SENTENCES
-    out = []
-    for t in pool:
-        ids = lm.tokenizer(t, add_special_tokens=False)["input_ids"]
-        if len(ids) >= n_tokens:
-            out.append(ids[:n_tokens])
-        if len(out) == count:
-            return out
-    sys.exit(f"only {len(out)} texts of >= {n_tokens} tokens available; pass --data")
-
 
 def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: the peak since the run began (reset per run); CPU: the process's peak RSS so far (never reset)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS, KiB on Linux
-
-
-def p90(values: list[int]) -> int | None:
-    """Nearest-rank 90th percentile (of 3 values, the largest)."""
-    return sorted(values)[math.ceil(0.9 * len(values)) - 1] if values else None
 
 
 def run(lm, toks, recipe, batch_size: int, name: str, n: int) -> dict:
@@ -84,7 +48,7 @@ def run(lm, toks, recipe, batch_size: int, name: str, n: int) -> dict:
     wall = time.perf_counter() - t0
     solved = [r.steps for r in res if r.solved]
     text_steps = sum(r.steps_run for r in res)  # per-text passes: the work, whatever the batch size
-    row = {
+    return {
         "config": name,
         "n_tokens": n,
         "texts": len(toks),
@@ -105,8 +69,6 @@ def run(lm, toks, recipe, batch_size: int, name: str, n: int) -> dict:
         "peak_memory_mb": round(peak_memory_mb(lm.device), 1),
         "cap": recipe.max_steps,
     }
-    print(json.dumps(row), flush=True)
-    return row
 
 
 def derived_single(batched: dict, single: dict) -> dict:
@@ -124,14 +86,13 @@ def derived_single(batched: dict, single: dict) -> dict:
         "texts_solved_per_min": round(60 * batched["solved"] / wall, 3),
         "derived": f"steps of '{batched['config']}' at the steps/s of '{single['config']}'",
     }
-    print(json.dumps(row), flush=True)
     return row
 
 
-def ratio(base: dict, new: dict, what: str) -> dict:
-    """new's texts solved per minute over base's. When base left texts unsolved at its cap, its rate at any
-    larger budget is at most texts / its wall time (as if every unsolved text were solved right at the cap),
-    so the ratio against that is a lower bound."""
+def compare(base: dict, new: dict, what: str) -> dict:
+    """new's figures over base's. Texts solved per minute: when base left texts unsolved at its cap, its rate at
+    any larger budget is at most texts / its wall time (as if every unsolved text were solved right at the cap),
+    so the ratio against that is a lower bound. Peak memory only on CUDA, where each run's peak is its own."""
     out = {"ratio": what, "n_tokens": base["n_tokens"], "base": base["config"], "new": new["config"]}
     if base["solved"] == base["texts"]:
         out["texts_solved_per_min_ratio"] = round(new["texts_solved_per_min"] / base["texts_solved_per_min"], 2)
@@ -146,18 +107,16 @@ def ratio(base: dict, new: dict, what: str) -> dict:
     if base["median_steps_to_solve"] and new["median_steps_to_solve"] is not None:
         out["median_steps_ratio"] = round(new["median_steps_to_solve"] / base["median_steps_to_solve"], 3)
     out["text_steps_per_s_ratio"] = round(new["text_steps_per_s"] / base["text_steps_per_s"], 2)
-    print(json.dumps(out), flush=True)
+    out["text_steps_ratio"] = ratio(new["text_steps"], base["text_steps"], 3)
+    out["wall_s_ratio"] = ratio(new["wall_s"], base["wall_s"], 3)
+    if new["device"].startswith("cuda"):
+        out["peak_memory_mb_ratio"] = ratio(new.get("peak_memory_mb"), base.get("peak_memory_mb"), 2)
     return out
-
-
-def write_rows(path: str, rows: list[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--device", default=None)
+    model_options(ap)
     ap.add_argument("--lengths", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--texts", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=None, help="batched fitter's slots (default: --texts)")
@@ -173,25 +132,24 @@ def main() -> None:
     ap.add_argument("--ours-cap", type=int, default=None, help="step cap for our recipe (default: its own)")
     ap.add_argument("--data", default=None, help="text source (e.g. wiki); default: built-in sentences")
     ap.add_argument("--data-seed", type=int, default=0, help="another draw of texts from --data")
-    ap.add_argument("--out", default=None, help="also write the JSON lines here (atomically)")
+    out_option(ap)
     args = ap.parse_args()
     lm = load_model(args.model, args.device)
+    log = RunLog(args.out, lm.device)
     bs = args.batch_size or args.texts
     args.single_cap = args.single_cap or args.cap
-    rows = []
     for n in args.lengths:
         toks = texts_for(lm, n, args.texts, args.data, args.data_seed)
-        single = run(lm, toks, get_recipe("paper", max_steps=args.single_cap), 1, "paper, one text at a time", n)
-        batched = run(lm, toks, get_recipe("paper", max_steps=args.cap), bs, "paper, batched", n)
-        paper = derived_single(batched, single) if args.single_cap < args.cap else single
-        rows += [single, batched] + ([paper] if paper is not single else [])
-        rows += [ratio(paper, batched, "batching alone")]
+        single = log.add(
+            run(lm, toks, get_recipe("paper", max_steps=args.single_cap), 1, "paper, one text at a time", n)
+        )
+        batched = log.add(run(lm, toks, get_recipe("paper", max_steps=args.cap), bs, "paper, batched", n))
+        paper = log.add(derived_single(batched, single)) if args.single_cap < args.cap else single
+        log.add(compare(paper, batched, "batching alone"))
         for name in args.ours:
-            ours = run(lm, toks, get_recipe(name, max_steps=args.ours_cap), bs, f"{name}, batched", n)
-            rows += [ours, ratio(paper, ours, "ours vs paper, one at a time")]
-            rows += [ratio(batched, ours, "ours vs paper, both batched")]
-        if args.out:  # rewritten after each length: an interrupted run keeps the lengths it finished
-            write_rows(args.out, rows)
+            ours = log.add(run(lm, toks, get_recipe(name, max_steps=args.ours_cap), bs, f"{name}, batched", n))
+            log.add(compare(paper, ours, "ours vs paper, one at a time"))
+            log.add(compare(batched, ours, "ours vs paper, both batched"))
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ def tiny_model(seed: int = 0, vocab_size: int = 64):
 
 
 def write_docs(folder, seed: int = 0, docs: int = 3):
-    """Documents of 30 paragraphs of 12 words in the tiny model's vocabulary (data.py cuts samples at blank
-    lines); returns the folder."""
+    """Documents of 30 paragraphs of 12 words in the tiny model's vocabulary (prototok.sources cuts samples
+    at blank lines); returns the folder."""
     rng = random.Random(seed)
     for d in range(docs):
         paras = [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(30)]

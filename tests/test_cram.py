@@ -8,10 +8,8 @@ from prototok.baselines.cramming import (
     Cramming,
     SinkCramming,
     Targets,
-    added_bos,
     cram,
     generation_scores,
-    greedy_generate,
     hc_targets,
     mem_of,
     teacher_forced_inputs,
@@ -20,10 +18,12 @@ from prototok.baselines.cramming import (
 from prototok.decode import decode_tokens
 from prototok.errors import PrototokError
 from prototok.fit import init_stream
+from prototok.generation import greedy_generate
 from prototok.layouts import IGNORE
 from prototok.methods import METHODS, for_layout, judged_score, to_proto
 from prototok.onepass import hidden_states
 from prototok.protofile import ProtoTokens
+from prototok.tokens import added_bos
 
 # The tiny model is random: a higher lr than the paper's 1e-2 keeps these runs to a few dozen steps.
 FAST = CramConfig(num_mem=2, lr=0.1, max_steps=300)

@@ -136,7 +136,8 @@ def _tracked_text_files() -> list[Path]:
     for r in roots:
         p = ROOT / r
         for f in [p] if p.is_file() else sorted(p.rglob("*")) if p.is_dir() else []:
-            if f.is_file() and f.suffix not in skip and "__pycache__" not in f.parts and f != Path(__file__):
+            generated = any(x == "__pycache__" or x.endswith(".egg-info") for x in f.parts)
+            if f.is_file() and f.suffix not in skip and not generated and f != Path(__file__):
                 files.append(f)
     return files
 

@@ -62,7 +62,7 @@ def test_one_training_step_lowers_the_loss(tiny):
     lists = [ids(tiny, t)[:8] for t in TEXTS[:4]]
 
     def loss():
-        return one_pass_loss(tiny, *enc(*token_batch(tiny, lists)), lists, "e m^(N-1)")[0].mean()
+        return one_pass_loss(tiny, *enc(*token_batch(tiny, lists)), lists, enc.cfg.lay)[0].mean()
 
     before = loss()
     before.backward()

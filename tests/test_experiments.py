@@ -33,7 +33,7 @@ TINY_FIT = ["--recipe", "paper", "--lr", "0.1", "--steps", "12", "--min-chars", 
 
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory):
-    """Three documents of paragraphs in the tiny model's vocabulary (data.py cuts samples at blank lines)."""
+    """Three documents of paragraphs in the tiny model's vocabulary (prototok.sources cuts samples at blank lines)."""
     return write_docs(tmp_path_factory.mktemp("docs"), seed=0)
 
 
@@ -46,13 +46,13 @@ def make_run(lm, db, docs, *, n=2, lengths=(4, 8), recipe=FAST, batch_size=2, ex
 def count_fitted(monkeypatch):
     """Wrap the fitter the experiments call; returns the list of texts it was given."""
     seen = []
-    real = methods.fit
+    real = methods.fit_resolved
 
     def counting(lm, token_lists, **kw):
         seen.extend(token_lists)
         return real(lm, token_lists, **kw)
 
-    monkeypatch.setattr(methods, "fit", counting)
+    monkeypatch.setattr(methods, "fit_resolved", counting)
     return seen
 
 
@@ -415,13 +415,13 @@ def test_a_prefix_warm_walk_starts_each_length_from_the_previous_solution(tiny, 
     texts = tx.prefixes(tiny, samples, [2, 4, 8])
     run = ex.Run(tiny, Store(tmp_path / "r.db"), "capacity", "tiny", source, methods.OnePass(FAST, "prefix"), 2)
     starts = []
-    real = methods.fit
+    real = methods.fit_resolved
 
     def recording(lm, token_lists, **kw):
         starts.append((len(token_lists[0]), kw.get("warm_start")))
         return real(lm, token_lists, **kw)
 
-    monkeypatch.setattr(methods, "fit", recording)
+    monkeypatch.setattr(methods, "fit_resolved", recording)
     run_capacity(run, texts, CapacityConfig(lengths=(2, 4, 8), seeds=(0,)))
     rows = run.store.rows()
     assert {r["recipe"] for r in rows} == {FAST.key + "+prefix-warm"}  # never mixed with cold rows

@@ -21,7 +21,9 @@ MODEL = "EleutherAI/pythia-160m"  # one of the paper's Table 3 models
 SOURCE = "hf:pg19"
 ONEPASS = dict(layout="e m^(N-1)", recipe="paper")
 CRAM = dict(layout="hc-mem", recipe="hc-cram(num_mem=1)")  # the baseline as hidden_capacity runs it
-SINK = dict(layout="mem", recipe="cram(num_mem=1)")  # prototok's sink variant, as rows stored before the cram/cram-sink split
+SINK = dict(
+    layout="mem", recipe="cram(num_mem=1)"
+)  # prototok's sink variant, as rows stored before the cram/cram-sink split
 # A published number for the tests only: no number of the paper's could be verified yet (report/reference.py).
 KNOWN = Reference("pythia-160m", "pg19", "capacity", 128)
 
@@ -201,8 +203,7 @@ def test_an_empty_store_gives_a_report_without_sections(tmp_path):
 
 def test_paper_numbers_match_by_model_id_source_and_setting(monkeypatch):
     """Numbers per model (all six of Table 3), data and sharing, matched by hub id or local path, and
-    only beside a setting measured the paper's way. (The numbers asserted before, 362 and 128, were quoted in
-    issue 3 but could not be verified against the paper, so reference.PAPER holds none; KNOWN stands in.)"""
+    only beside a setting measured the paper's way (KNOWN stands in for reference.PAPER)."""
     ids = {
         "meta-llama/Meta-Llama-3.1-8B": "llama-3.1-8b",
         "meta-llama/Llama-3.1-8B": "llama-3.1-8b",

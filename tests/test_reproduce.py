@@ -1,4 +1,4 @@
-"""Issue 12, items 4 and 6: `prototok reproduce` (the paper's settings, printed, run through the experiments)
+"""`prototok reproduce` (the paper's settings, printed, run through the experiments)
 and the papers' data: GloVe random texts (packaged) and hidden_capacity's second-half cut."""
 
 import sys
@@ -8,10 +8,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from prototok import data
 from prototok.cli import main
-from prototok.data import load_samples, second_half, with_text_field
 from prototok.experiments.presets import PAPER_DATA, PRESETS, paper_dtype
+from prototok.sources import check_spec, load_samples, truncate, with_text_field
+from prototok.sources.random_words import glove_words
+from prototok.sources.second_half import punkt_sentences, second_half
+from prototok.sources.windows import sentence_starts
 
 from .conftest import write_docs
 
@@ -39,8 +41,8 @@ def test_second_half_splits_sentences_as_punkt_does():
     # punkt (nltk's sent_tokenize, which hidden_capacity calls) keeps "Jan. 1990" together; prototok's own
     # rule-based splitter (`sentence_starts`) cuts it, which would move the second half by one sentence
     text = "He was born in Jan. 1990. He grew up. He moved away. He came back."
-    assert data.punkt_sentences(text) == ["He was born in Jan. 1990.", "He grew up.", "He moved away.", "He came back."]
-    assert len(data.sentence_starts(text)) + 1 == 5
+    assert punkt_sentences(text) == ["He was born in Jan. 1990.", "He grew up.", "He moved away.", "He came back."]
+    assert len(sentence_starts(text)) + 1 == 5
     offset, rest = second_half(text)
     assert rest == "He moved away. He came back." and text[offset:] == rest
 
@@ -73,7 +75,7 @@ def test_second_half_of_a_mocked_hub_dataset(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     spec = "second-half:hf:yurakuratov/pg19_valid_1k_chunks"
-    data.check_spec(spec)
+    check_spec(spec)
     samples = load_samples(spec, 3)
     assert calls == [("yurakuratov/pg19_valid_1k_chunks", "train")]
     assert [s.doc for s in samples] == ["0", "1", "2"]
@@ -88,14 +90,14 @@ def test_second_half_refuses_a_source_without_documents():
     from prototok.errors import PrototokError
 
     with pytest.raises(PrototokError, match="needs a document source"):
-        data.check_spec("second-half:random-glove")
+        check_spec("second-half:random-glove")
 
 
 # ---------------------------------------------------------------------------------------------- random-glove
 
 
 def test_glove_vocabulary_is_packaged_with_its_attribution():
-    words = data.glove_words()
+    words = glove_words()
     assert len(words) == 100_000 and words[:3] == ["the", ",", "."]
     folder = ROOT / "src/prototok/data_files"
     assert "PDDL" in (folder / "README.md").read_text()
@@ -104,7 +106,7 @@ def test_glove_vocabulary_is_packaged_with_its_attribution():
 
 
 def test_random_glove_draws_from_the_glove_list_per_sample():
-    vocab = set(data.glove_words())
+    vocab = set(glove_words())
     a = load_samples("random-glove", 3, seed=2, min_chars=300)
     b = load_samples("random-glove", 1, seed=2, min_chars=300)
     assert a[0] == b[0]  # sample i does not depend on how many are drawn
@@ -160,11 +162,11 @@ def test_random_glove_drawn_gives_each_grid_length_its_own_text_of_a_drawn_lengt
     samples = load_samples("random-glove-drawn", 6, seed=1)
     assert [s.doc for s in samples[:2]] == ["1:0", "1:1"] and all(s.draws for s in samples)
     assert load_samples("random-glove-drawn", 1, seed=1)[0] == samples[0]  # independent of n
-    drawn = {(i, L): data.truncate(tok, s, L) for i, s in enumerate(samples) for L in (8, 32)}
+    drawn = {(i, L): truncate(tok, s, L) for i, s in enumerate(samples) for L in (8, 32)}
     assert all(2 <= len(t) <= L for (_, L), t in drawn.items())
     assert len({len(t) for (_, L), t in drawn.items() if L == 32}) > 1  # lengths are drawn, not fixed
     assert drawn[(0, 8)] != drawn[(0, 32)][:8]  # each length its own text, not a prefix
-    assert data.truncate(tok, samples[0], 8) == drawn[(0, 8)]  # the same text every time
+    assert truncate(tok, samples[0], 8) == drawn[(0, 8)]  # the same text every time
     assert drawn[(0, 8)] != drawn[(1, 8)]
 
 

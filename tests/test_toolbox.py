@@ -1,4 +1,4 @@
-"""The researcher's toolbox (issue 14): your own model, Hub artefacts, export, config files, progress lines, data."""
+"""The researcher's toolbox: your own model, Hub artefacts, export, config files, progress lines, data."""
 
 from __future__ import annotations
 
@@ -251,7 +251,9 @@ def test_hf_source_with_config_split_field_and_streaming(monkeypatch):
     import sys
     import types
 
-    from prototok import data
+    from prototok.errors import PrototokError
+    from prototok.sources import load_samples, with_text_field
+    from prototok.sources.hf_datasets import parse_hub
 
     calls = []
 
@@ -274,17 +276,17 @@ def test_hf_source_with_config_split_field_and_streaming(monkeypatch):
         return Table(content=body, id=list(range(5)))
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    assert data.parse_hub("wikitext:wikitext-2-raw-v1") == ("wikitext", "wikitext-2-raw-v1", "train", "text", None)
-    assert data.parse_hub("user/set:test") == ("user/set", None, "test", "text", None)
-    assert data.parse_hub("w:c:train[:3]#body") == ("w", "c", "train", "body", 3)
-    spec = data.with_text_field("hf:wikitext:wikitext-2-raw-v1:validation", "content")
-    got = data.load_samples(spec, 2, min_chars=100)
+    assert parse_hub("wikitext:wikitext-2-raw-v1") == ("wikitext", "wikitext-2-raw-v1", "train", "text", None)
+    assert parse_hub("user/set:test") == ("user/set", None, "test", "text", None)
+    assert parse_hub("w:c:train[:3]#body") == ("w", "c", "train", "body", 3)
+    spec = with_text_field("hf:wikitext:wikitext-2-raw-v1:validation", "content")
+    got = load_samples(spec, 2, min_chars=100)
     assert calls[-1] == ("wikitext", "wikitext-2-raw-v1", "validation", False)
     assert len(got) == 2 and got[0].source == "hf:wikitext:wikitext-2-raw-v1:validation#content"
-    got = data.load_samples("hf:big/set:train[:3]#content", 2, min_chars=100)
+    got = load_samples("hf:big/set:train[:3]#content", 2, min_chars=100)
     assert calls[-2:] == [("big/set", None, "train", True), ("take", 3)] and {s.doc for s in got} <= {"0", "1", "2"}
-    with pytest.raises(data.PrototokError, match="no 'text' column.*--text-field"):
-        data.load_samples("hf:x", 1, min_chars=100)
+    with pytest.raises(PrototokError, match="no 'text' column.*--text-field"):
+        load_samples("hf:x", 1, min_chars=100)
 
 
 # --------------------------------------------------------------------------------------------- help, packaging

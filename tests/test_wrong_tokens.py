@@ -1,19 +1,14 @@
-"""bench/wrong_tokens.py (issue 16): the wrong positions it lists are what the stored accuracy says."""
-
-import importlib.util
-from pathlib import Path
+"""analysis.wrong_tokens: the wrong positions it lists for a walk's unsolved rows are what the stored accuracy
+says."""
 
 from click.testing import CliRunner
 
+from prototok.analysis import wrong_tokens
 from prototok.cli import main
 from prototok.experiments.texts import load, prefixes
 from prototok.store import Store
 
 from .conftest import write_docs
-
-spec = importlib.util.spec_from_file_location("wrong_tokens", Path(__file__).parents[1] / "bench" / "wrong_tokens.py")
-wrong_tokens = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(wrong_tokens)
 
 
 def test_wrong_tokens_of_unsolved_rows_match_their_stored_accuracy(tiny, tiny_dir, tmp_path):
@@ -34,3 +29,7 @@ def test_wrong_tokens_of_unsolved_rows_match_their_stored_accuracy(tiny, tiny_di
         n = line["length"]
         assert round((1 - line["accuracy"]) * n) == len(line["wrong"]) > 0
         assert all(0 <= i < n and ref != got for i, ref, got in line["wrong"])
+    recipe = rows[0]["recipe"]
+    assert {r["recipe"] for r in rows} == {recipe}
+    walked = wrong_tokens.walk_wrong_tokens(tiny, store, str(docs), recipe, samples=2, data_seed=5, min_chars=300)
+    assert list(walked) == [{"source": source, **line} for line in out]  # the same rows, rebuilt from the walk's spec

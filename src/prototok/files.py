@@ -3,10 +3,11 @@ with one error message."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import PrototokError
@@ -120,6 +121,12 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_json_lines(path: str | Path, rows: Iterable[dict]) -> Path:
+    """Rows as JSON lines (one object a line), written atomically: a measurement that rewrites its file after
+    each row leaves every row measured so far, even when it is killed."""
+    return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def read_text(path: str | Path) -> str:

@@ -1,7 +1,9 @@
 """Fit proto-tokens: continuous batching of texts through one frozen model.
 
 run_slots is the one batching loop every method uses (the cramming baseline too): a method hands it its
-per-slot parameters and how to initialise and score a slot (Slots); fit() is the one-pass method's use of it.
+per-slot parameters and how to initialise and score a slot (Slots); fit() is the one-pass method's use of it
+(fit takes names and resolves them once; fit_resolved, below it, takes the Layout and the Recipe). FitState
+is one fit's bookkeeping (its best, when it stalls, whether a redraw is affordable), for a text and a group alike.
 
 Per-text vectors (share="none"): a queue of texts feeds `batch_size` slots; a text leaves its slot when
 solved (100% token accuracy) or out of steps, and the next takes it, so the batch stays full. Each text
@@ -16,7 +18,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -25,9 +27,7 @@ from .layouts import DEFAULT_LAYOUT, Layout, get_layout
 from .models import LoadedModel
 from .onepass import check_finite, compiled_backbone, layout_scores
 from .optimizers import RowAdamW, make_optimizer
-from .recipes import Recipe, check_shareable, default_recipe, get_recipe
-
-SHARES = ("none", "m", "e")
+from .recipes import Recipe, resolve_recipe
 
 
 @dataclass
@@ -81,6 +81,35 @@ def fit(
 ) -> list[FitResult]:
     """Find (e, m) for each token list; results come back in input order.
 
+    The entry point by name: the layout and the recipe (a spec; None: the default for `share`) are resolved
+    here, once, and the recipe checked for `share`; fit_resolved does the fitting (see it for the options).
+    """
+    lay = get_layout(layout) if isinstance(layout, str) else layout
+    rec = resolve_recipe(recipe, share)
+    return fit_resolved(lm, token_lists, lay, rec, seed=seed, share=share, batch_size=batch_size, progress=progress,
+                        warm_start=warm_start, compile=compile, init_ids=init_ids, on_result=on_result,
+                        process_group=process_group)  # fmt: skip
+
+
+def fit_resolved(
+    lm: LoadedModel,
+    token_lists: list[list[int]],
+    lay: Layout,
+    rec: Recipe,
+    *,
+    seed: int = 0,
+    share: str = "none",
+    batch_size: int = 8,
+    progress: Callable[[FitProgress], None] | None = None,
+    warm_start: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
+    compile: bool = False,
+    init_ids: list[int] | None = None,
+    on_result: Callable[[FitResult], None] | None = None,
+    process_group=None,
+) -> list[FitResult]:
+    """fit() below its entry point: the layout and recipe are objects, the recipe already checked for `share`
+    (recipes.resolve_recipe), so a method or a caller that resolved them once passes them on as they are.
+
     warm_start: a (d,) pair (e, m) per text to start from instead of a random draw (a learned encoder's
     output, or the solution of a shorter prefix), None for a text that draws; a restart still draws at random.
     Under an AdamW-then-L-BFGS recipe a warm-started text skips the AdamW steps (they exist to find a basin).
@@ -93,11 +122,6 @@ def fit(
     seed; rank r fits texts i with i % world == r, the shared vector's gradient and the group's score are
     summed over ranks, so all take the same steps and hold the same shared vector. Returns rank r's texts only.
     """
-    lay = get_layout(layout) if isinstance(layout, str) else layout
-    recipe = default_recipe(share) if recipe is None else recipe
-    rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    if share not in SHARES:
-        raise ValueError(f"share must be one of {SHARES}, got '{share}'")
     if not token_lists or any(len(t) == 0 for t in token_lists):
         raise PrototokError("nothing to fit: every text needs at least one token")
     too_long = max(lay.length(len(t)) for t in token_lists)
@@ -105,7 +129,6 @@ def fit(
         raise PrototokError(f"layout needs {too_long} positions, more than the model's context ({lm.max_positions})")
     if warm_start is not None and (share != "none" or len(warm_start) != len(token_lists)):
         raise ValueError("warm_start needs share='none' and one (e, m) pair per text")
-    check_shareable(rec, share)
     if process_group is not None and share == "none":
         raise ValueError("process_group needs share='m' or 'e': per-text vectors need no all-reduce")
     if share == "none":
@@ -155,6 +178,76 @@ class Kept:
     steps_run: int  # forward+backward passes the text took part in
 
 
+@dataclass
+class FitState:
+    """One fit in progress (a text in a slot of run_slots, or a group of _fit_group): its best evaluation and the
+    counters that decide when it stops or is redrawn. The score is what "better" means: a text's token
+    accuracy, a group's tokens right; ties go to the lower loss. The best over all draws is kept."""
+
+    index: int = 0  # the text (its position in the input list); a group's state leaves it 0
+    gen: torch.Generator | None = None  # the text's init stream (redraws draw from it too)
+    warm: bool = False  # started from a given state, not a draw (recipe.warm_redraw_evals); False once redrawn
+    steps: int = 0  # optimiser steps taken
+    started: float = field(default_factory=time.perf_counter)
+    best: tuple[float, float] | None = None  # (score, -loss) of the best evaluation
+    best_step: int = 0  # steps taken before it
+    best_loss: float = math.inf
+    best_state: object = None  # what the caller keeps of it (observe's True says when)
+    since_best: int = 0  # evaluations without a new best (recipe.restart_after)
+    since_better: int = 0  # evaluations without a higher score (run_slots' patience)
+    draw_best: float = -math.inf  # this draw's highest score
+    since_rise: int = 0  # evaluations in which it did not rise (recipe.stall_after)
+    # a given (warm) start's own score is not the bar a stall is judged against: its prefix tokens start right
+    # and dip while the new ones are learnt, which would read as a stall (seen at N=64 of a warm walk)
+    skip_first: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.skip_first = self.warm
+
+    def observe(self, score: float, loss: float) -> bool:
+        """Count one evaluation; True when it is the new best (higher score, then lower loss), whose state the
+        caller then keeps in best_state."""
+        self.since_better = 0 if self.best is None or score > self.best[0] else self.since_better + 1
+        if self.skip_first:
+            self.skip_first = False
+        else:
+            self.since_rise = 0 if score > self.draw_best else self.since_rise + 1
+            self.draw_best = max(self.draw_best, score)
+        if self.best is None or (score, -loss) > self.best:
+            self.best, self.best_step, self.best_loss, self.since_best = (score, -loss), self.steps, loss, 0
+            return True
+        self.since_best += 1
+        return False
+
+    def stalled(self, recipe: Recipe) -> bool:
+        """This draw's score stopped rising (recipe.stall_after), or no new best came (recipe.restart_after)."""
+        if recipe.stall_after and self.since_rise >= recipe.stall_after:
+            return True
+        return bool(recipe.restart_after and self.since_best >= recipe.restart_after)
+
+    def redraw_due(self, recipe: Recipe, tokens: int) -> bool:
+        """Stalled, and a fresh draw of `tokens` tokens could still finish in the evaluations left (for a warm
+        start, its own budget: Recipe.redraw_affordable)."""
+        return self.stalled(recipe) and recipe.redraw_affordable(recipe.max_steps - self.steps, tokens, self.warm)
+
+    def redrawn(self) -> None:
+        """A fresh random draw replaced the vectors: its own stall counters start over (the best is kept)."""
+        self.warm = False  # warm_redraw_evals guarded only the given start
+        self.since_best = self.since_rise = 0
+        self.draw_best = -math.inf
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def kept(self) -> Kept:
+        """The text's outcome: its best evaluation (never a finite one under a tolerant optimiser: an error)."""
+        if not math.isfinite(self.best_loss):
+            check_finite(torch.tensor(self.best_loss))
+        return Kept(self.index, self.best_state, self.best[0], self.best_step, self.best_loss, self.seconds,
+                    self.steps + 1)  # fmt: skip
+
+
 def run_slots(
     slots: Slots,
     token_lists: list[list[int]],
@@ -185,46 +278,30 @@ def run_slots(
         raise ValueError(f"{n} texts but {len(ids)} init_ids")
     opt = make_optimizer(slots.params, recipe, slots.lr_scales)
     queue = deque(range(n))
-    text: list[int | None] = [None] * size  # text index in each slot
-    gens: list[torch.Generator | None] = [None] * size
-    steps, since_best, since_better, started = [0] * size, [0] * size, [0] * size, [0.0] * size
-    draw_acc, since_rise = [0.0] * size, [0] * size  # this draw's best accuracy, steps since it rose (stall_after)
-    # a given (warm) start's own score is not the bar a stall is judged against: its prefix tokens start right
-    # and dip while the new ones are learnt, which would read as a stall (seen at N=64 of a warm walk)
-    skip_start = [False] * size
-    warm_started = [False] * size  # the slot's text started from a given state (recipe.warm_redraw_evals)
-    best: list[tuple | None] = [None] * size  # (accuracy, -loss, steps, state, loss)
+    slot: list[FitState | None] = [None] * size  # the text in each slot, and its fit so far
     kept: list[Kept | None] = [None] * n
     step = 0
 
     def fill(s: int) -> None:
         i = queue.popleft()
-        text[s], gens[s] = i, init_stream(seed, ids[i])
+        gen = init_stream(seed, ids[i])
         with torch.no_grad():
-            warm = bool(slots.init(s, i, gens[s], False))
+            warm = bool(slots.init(s, i, gen, False))
         opt.reset(s, warm=warm)
-        skip_start[s] = warm_started[s] = warm
-        steps[s] = since_best[s] = since_better[s] = since_rise[s] = 0
-        draw_acc[s] = -1.0
-        best[s], started[s] = None, time.perf_counter()
+        slot[s] = FitState(i, gen, warm)
 
     def finish(s: int) -> None:
-        acc, _, st, state, loss = best[s]
-        if not math.isfinite(loss):  # a tolerant optimiser's text never had one finite evaluation
-            check_finite(torch.tensor(loss))
-        i = text[s]
-        kept[i] = Kept(i, state, acc, st, loss, time.perf_counter() - started[s], steps[s] + 1)
-        text[s] = None
+        k = kept[slot[s].index] = slot[s].kept()
+        slot[s] = None
         if on_done:
-            on_done(kept[i])
+            on_done(k)
 
-    while queue or any(t is not None for t in text):
+    while queue or any(st is not None for st in slot):
         for s in range(size):
-            if text[s] is None and queue:
+            if slot[s] is None and queue:
                 fill(s)
-        active = [s for s in range(size) if text[s] is not None]
-        batch = list(range(size)) if fixed_shape else active
-        toks = [token_lists[text[s]] if text[s] is not None else [] for s in batch]
+        batch = list(range(size)) if fixed_shape else [s for s in range(size) if slot[s] is not None]
+        toks = [token_lists[slot[s].index] if slot[s] is not None else [] for s in batch]
         loss, correct = slots.score(torch.tensor(batch, device=dev), toks)
         if opt.tolerates_nonfinite:  # a row's non-finite trial is its own failed step (rows never mix)
             loss = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.inf))
@@ -235,36 +312,24 @@ def run_slots(
         loss, correct = loss.detach().cpu(), correct.cpu()  # the one sync per step: slots change on its result
         updating, at = [], []
         for j, s in enumerate(batch):
-            if text[s] is None:
+            st = slot[s]
+            if st is None:
                 continue
             acc = correct[j].item() / len(toks[j]) if math.isfinite(loss[j]) else 0.0
-            since_better[s] = 0 if best[s] is None or acc > best[s][0] else since_better[s] + 1
-            if best[s] is None or (acc, -loss[j].item()) > best[s][:2]:
-                best[s] = (acc, -loss[j].item(), steps[s], slots.keep(s), loss[j].item())
-                since_best[s] = 0
-            else:
-                since_best[s] += 1
-            if acc >= 1.0 or steps[s] >= recipe.max_steps or (patience and since_better[s] >= patience):
+            if st.observe(acc, loss[j].item()):
+                st.best_state = slots.keep(s)
+            if acc >= 1.0 or st.steps >= recipe.max_steps or (patience and st.since_better >= patience):
                 finish(s)
                 continue
-            if skip_start[s]:
-                skip_start[s] = False
-            else:
-                since_rise[s] = 0 if acc > draw_acc[s] else since_rise[s] + 1
-                draw_acc[s] = max(draw_acc[s], acc)
-            stalled = recipe.stall_after and since_rise[s] >= recipe.stall_after
-            redraw = stalled or (recipe.restart_after and since_best[s] >= recipe.restart_after)
-            if redraw and recipe.redraw_affordable(recipe.max_steps - steps[s], len(toks[j]), warm_started[s]):
+            if st.redraw_due(recipe, len(toks[j])):
                 with torch.no_grad():
-                    slots.init(s, text[s], gens[s], True)
+                    slots.init(s, st.index, st.gen, True)
                 opt.reset(s)
-                warm_started[s] = False  # a random draw now: warm_redraw_evals guarded only the given start
-                since_best[s] = since_rise[s] = 0
-                draw_acc[s] = -1.0
+                st.redrawn()
             else:  # a freshly re-drawn row waits for its own gradient
                 updating.append(s)
                 at.append(j)
-            steps[s] += 1
+            st.steps += 1
         if updating:
             opt.step(torch.tensor(updating, device=dev), loss[at])
         for p in slots.params:
@@ -339,7 +404,16 @@ def _fit_queue(
     return [result(k) for k in kept]
 
 
-def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> list[FitResult]:
+def _fit_group(
+    lm: LoadedModel,
+    token_lists: list[list[int]],
+    lay: Layout,
+    rec: Recipe,
+    seed: int,
+    share: str,
+    progress: Callable[[FitProgress], None] | None,
+    group=None,
+) -> list[FitResult]:
     """One group sharing e or m: trained jointly; the kept state is the group's best (most tokens right).
 
     group: a process group splitting the texts over its ranks (texts i % world == rank here). Every rank
@@ -368,47 +442,40 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
     opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
     lengths = torch.tensor([len(t) for t in texts])
     rows = torch.arange(len(texts), device=dev)
-    best, since_best, t0 = None, 0, time.perf_counter()
-    draw_key, since_rise = None, 0  # this draw's most tokens right, steps since it rose (stall_after)
-    for step in range(rec.max_steps + 1):
+    state = FitState()  # the group's: scored by its tokens right, redrawn as a whole
+    while True:
         loss, correct = layout_scores(lm, lay, E, M, texts, focal=rec.focal_gamma)
         total = loss.sum()
         check_finite(total)
         loss, correct = loss.detach().cpu(), correct.cpu()
         if group is None:
-            key, solved = (correct.sum().item(), -total.item()), bool((correct == lengths).all())
+            right, tot, solved = correct.sum().item(), total.item(), bool((correct == lengths).all())
         else:  # the whole group's score: one all-reduce, and .tolist() is this step's one sync
             parts = [correct.sum(), total.detach().cpu(), (correct != lengths).sum()]
             score = torch.stack([p.double() for p in parts]).to(dev)  # (3,): tokens right, loss, texts unsolved
             torch.distributed.all_reduce(score, group=group)
             right, tot, unsolved = score.tolist()
-            key, solved = (right, -tot), unsolved == 0
-        since_rise = 0 if draw_key is None or key[0] > draw_key else since_rise + 1
-        draw_key = key[0] if draw_key is None else max(draw_key, key[0])
-        if best is None or key > best[0]:
-            e_b, m_b = E.detach().cpu().clone(), M.detach().cpu().clone()
-            best, since_best = (key, step, e_b, m_b, loss, correct), 0
-        else:
-            since_best += 1
+            solved = unsolved == 0
+        if state.observe(right, tot):
+            state.best_state = (E.detach().cpu().clone(), M.detach().cpu().clone(), loss, correct)
         if progress:
-            progress(FitProgress(step, 0, n, (correct / lengths).mean().item(), int((correct == lengths).sum())))
-        if solved or step == rec.max_steps:
+            progress(FitProgress(state.steps, 0, n, (correct / lengths).mean().item(), int((correct == lengths).sum())))
+        if solved or state.steps == rec.max_steps:
             break
         total.backward()
         if group is not None:  # sum of every rank's gradient: the gradient one process would get
             torch.distributed.all_reduce(shared.grad, group=group)
         opt.step(rows)
-        stalled = rec.stall_after and since_rise >= rec.stall_after
-        restart = stalled or (rec.restart_after and since_best >= rec.restart_after)
-        if restart and rec.redraw_affordable(rec.max_steps - step, int(lengths.max())):  # the group as a whole
+        if state.redraw_due(rec, int(lengths.max())):  # the group as a whole
             with torch.no_grad():
                 e0, m0 = draw()
                 E.copy_(e0)
                 M.copy_(m0)
             opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
-            since_best, since_rise, draw_key = 0, 0, None
-    _, st, e_b, m_b, loss, correct = best
-    secs = time.perf_counter() - t0
+            state.redrawn()
+        state.steps += 1
+    e_b, m_b, loss, correct = state.best_state
+    secs = state.seconds
     return [
         FitResult(
             i,
@@ -416,11 +483,11 @@ def _fit_group(lm, token_lists, lay, rec, seed, share, progress, group=None) -> 
             e_b[min(k, e_b.shape[0] - 1)],
             m_b[min(k, m_b.shape[0] - 1)],
             correct[k].item() / len(texts[k]),
-            st,
+            state.best_step,
             loss[k].item(),
             secs,
             bool(correct[k] == len(texts[k])),
-            step + 1,
+            state.steps + 1,
         )
         for k, i in enumerate(mine)
     ]

@@ -10,14 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import PrototokError
+from .errors import PrototokError, first_line
 
 SCHEME = "hf://"
 _REPO = re.compile(r"[\w.-]+/[\w.-]+")
-
-
-def is_ref(name) -> bool:
-    return isinstance(name, str) and name.startswith(SCHEME)
 
 
 def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
@@ -37,9 +33,8 @@ def download(repo_id: str, filename: str, revision: str | None = None, token: st
     try:
         return Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision, token=token))
     except Exception as err:  # offline, no such repo or file, no access: huggingface_hub raises many types
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         at = f"@{revision}" if revision else ""
-        raise PrototokError(f"cannot fetch {filename} from Hub repo {repo_id}{at}: {first}") from None
+        raise PrototokError(f"cannot fetch {filename} from Hub repo {repo_id}{at}: {first_line(err)}") from None
 
 
 def upload(
@@ -61,6 +56,5 @@ def upload(
         ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in files.items()]
         info = api.create_commit(repo_id, ops, commit_message=message, revision=revision, repo_type="model")
     except Exception as err:  # not logged in, no write access, offline
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise PrototokError(f"cannot push to Hub repo {repo_id}: {first}") from None
+        raise PrototokError(f"cannot push to Hub repo {repo_id}: {first_line(err)}") from None
     return str(getattr(info, "commit_url", None) or f"https://huggingface.co/{repo_id}")

@@ -23,6 +23,13 @@ class Layout:
     def length(self, n: int) -> int:
         return len(self.slots(n))
 
+    def __reduce__(self):
+        """A layout of LAYOUTS pickles (and copies) as its name, its slot function being a lambda: so do the
+        configs that hold one resolved."""
+        if LAYOUTS.get(self.name) is self:
+            return get_layout, (self.name,)
+        return Layout, (self.name, self.slots, self.first_target)
+
 
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout

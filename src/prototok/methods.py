@@ -20,8 +20,8 @@ import torch
 
 from .baselines.cramming import Cramming, SinkCramming
 from .errors import PrototokError
-from .fit import FitProgress, FitResult, fit, time_step
-from .layouts import get_layout
+from .fit import FitProgress, FitResult, fit_resolved, time_step
+from .layouts import Layout, get_layout
 from .models import LoadedModel
 from .onepass import decode_vectors, layout_scores
 from .protofile import ProtoTokens
@@ -47,16 +47,18 @@ class Method(Protocol):
     @property
     def key(self) -> str: ...  # the `recipe` column of its rows: the method's resolved settings
 
-    def positions(self, layout: str, n: int) -> int: ...  # model positions a text of n tokens needs
+    def check_share(self, share: str) -> None: ...  # refuses ("none", "m", "e") sharing it cannot fit
 
-    def layout_for(self, layout: str) -> str: ...  # the layout its rows and files carry
+    def positions(self, layout: Layout, n: int) -> int: ...  # model positions a text of n tokens needs
+
+    def layout_for(self, layout: Layout) -> str: ...  # the layout its rows and files carry
 
     @property
     def max_steps(self) -> int: ...  # per text
 
-    def step_seconds(self, lm: LoadedModel, layout: str, batch: int, length: int) -> float: ...  # one timed step
+    def step_seconds(self, lm: LoadedModel, layout: Layout, batch: int, length: int) -> float: ...  # one timed step
 
-    def fit(self, lm: LoadedModel, token_lists: list[list[int]], **kw) -> list: ...
+    def fit(self, lm: LoadedModel, token_lists: list[list[int]], *, layout: Layout, **kw) -> list: ...
 
     def file_fields(self, results: list, layout: str, share: str) -> dict: ...  # e, m, layout, extra of its file
 
@@ -90,31 +92,34 @@ class OnePass:
     def from_options(
         cls, *, recipe: str | None = None, lr=None, steps=None, init_scale=None, warm="cold", share="none", **_
     ) -> OnePass:
-        """From the command line's fit options (None keeps the recipe's value; no recipe: the default for share)."""
-        rec = parse_recipe(recipe or default_recipe(share), lr=lr, max_steps=steps, init_scale=init_scale)
-        check_shareable(rec, share)
-        return cls(rec, warm or "cold")
+        """From the command line's fit options (None keeps the recipe's value; no recipe: the default for share).
+        The method is checked against the sharing it runs where it runs (run_experiment: check_share)."""
+        return cls(parse_recipe(recipe or default_recipe(share), lr=lr, max_steps=steps, init_scale=init_scale),
+                   warm or "cold")  # fmt: skip
 
     @property
     def key(self) -> str:
         """The resolved recipe, plus "+prefix-warm" for warm-started rows: another measurement, another key."""
         return self.recipe.key + ("+prefix-warm" if self.warm == "prefix" else "")
 
-    def positions(self, layout: str, n: int) -> int:
-        return get_layout(layout).length(n)
+    def check_share(self, share: str) -> None:
+        check_shareable(self.recipe, share)
 
-    def layout_for(self, layout: str) -> str:
-        return get_layout(layout).name
+    def positions(self, layout: Layout, n: int) -> int:
+        return layout.length(n)
+
+    def layout_for(self, layout: Layout) -> str:
+        return layout.name
 
     @property
     def max_steps(self) -> int:
         return self.recipe.max_steps
 
-    def step_seconds(self, lm: LoadedModel, layout: str, batch: int, length: int) -> float:
+    def step_seconds(self, lm: LoadedModel, layout: Layout, batch: int, length: int) -> float:
         def step() -> torch.Tensor:
             e = torch.randn(batch, lm.hidden_size, device=lm.device, requires_grad=True)
             m = torch.randn(batch, lm.hidden_size, device=lm.device, requires_grad=True)
-            return layout_scores(lm, get_layout(layout), e, m, [[0] * length] * batch)[0]
+            return layout_scores(lm, layout, e, m, [[0] * length] * batch)[0]
 
         return time_step(step)
 
@@ -123,7 +128,7 @@ class OnePass:
         lm: LoadedModel,
         token_lists: list[list[int]],
         *,
-        layout: str,
+        layout: Layout,
         seed: int,
         batch_size: int = 8,
         share: str = "none",
@@ -133,11 +138,12 @@ class OnePass:
         compile: bool = False,
         warm_start: list | None = None,
     ) -> list[FitResult]:
-        return fit(
+        """fit_resolved under this method's recipe: the caller has checked it for `share` (check_share)."""
+        return fit_resolved(
             lm,
             token_lists,
-            layout=layout,
-            recipe=self.recipe,
+            lay=layout,
+            rec=self.recipe,
             seed=seed,
             share=share,
             batch_size=batch_size,
@@ -162,7 +168,7 @@ class OnePass:
                 f"layout '{proto.layout}' needs e (T, {d}) and m (1 or T, {d}) for this model; "
                 f"the file holds e {tuple(e.shape)}, m {tuple(m.shape)}"
             )
-        return decode_vectors(lm, e, m, proto.layout, proto.lengths)
+        return decode_vectors(lm, e, m, get_layout(proto.layout), proto.lengths)  # the file's layout, by name
 
     def row_columns(self, results: list[FitResult]) -> dict[str, list]:
         return {"evals": [r.steps_run for r in results]}

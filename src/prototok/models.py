@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import PrototokError
+from .errors import PrototokError, first_line
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -104,7 +104,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
                 model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
             except Exception as err:  # a corrupt or foreign GGUF raises anything, UnicodeDecodeError to reshape errors
                 raise PrototokError(
-                    f"cannot convert GGUF {gguf}: {_first_line(err)} (a corrupt file, or an architecture or "
+                    f"cannot convert GGUF {gguf}: {first_line(err, typed=True)} (a corrupt file, or an architecture or "
                     "quantisation transformers cannot read)"
                 ) from None
         model.hf_quantizer = None  # weights are dequantised now; save them as plain tensors
@@ -115,11 +115,6 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 def _is_hub_id(name: str) -> bool:
@@ -257,7 +252,7 @@ def pick_device(device: str | None) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as err:
-        raise PrototokError(f"bad device '{device}': {_first_line(err)}") from None
+        raise PrototokError(f"bad device '{device}': {first_line(err, typed=True)}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise PrototokError(
@@ -306,7 +301,7 @@ def prepare(
     try:
         model = model.to(dev) if want is None else model.to(dev, want)
     except (RuntimeError, AssertionError) as err:  # a device type this torch was not built for
-        raise PrototokError(f"cannot use device '{dev}': {_first_line(err)}") from None
+        raise PrototokError(f"cannot use device '{dev}': {first_line(err, typed=True)}") from None
     model = model.eval()
     model.requires_grad_(False)
     weights = model.get_input_embeddings().weight.dtype
@@ -406,7 +401,7 @@ def load_model(
             tok = AutoTokenizer.from_pretrained(src, **kw)
             model = AutoModelForCausalLM.from_pretrained(src, dtype=want, attn_implementation="sdpa", **kw)
         except Exception as err:  # a truncated safetensors, a pickle weights_only refuses, an unknown model_type ...
-            raise PrototokError(f"cannot load model '{name}': {_first_line(err)}") from None
+            raise PrototokError(f"cannot load model '{name}': {first_line(err, typed=True)}") from None
     return prepare(name, model, tok, device, autocast=parse_dtype(dtype) != torch.float32)
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .errors import PrototokError
-from .layouts import IGNORE, Layout, batch_indices, get_layout
+from .layouts import IGNORE, Layout, batch_indices
 from .models import LoadedModel
 
 # Logit rows per chunk: bounds the (rows, V) fp32 block so memory stays flat at large B and N.
@@ -185,11 +185,11 @@ def predict(
 
 @torch.no_grad()
 def decode_vectors(
-    lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, layout: str, lengths: list[int]
+    lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, lay: Layout, lengths: list[int]
 ) -> list[list[int]]:
-    """Texts of the given lengths from their (e, m) in one batched forward pass."""
+    """Texts of the given lengths from their (e, m) under layout `lay` in one batched forward pass."""
     dummy = [[0] * n for n in lengths]  # only the shape of the targets matters here
-    slots, targets = batch_indices(get_layout(layout), dummy)
+    slots, targets = batch_indices(lay, dummy)
     flat = predict(lm, e.to(lm.device), m.to(lm.device), slots.to(lm.device), targets.to(lm.device))
     out, start = [], 0
     for n in lengths:

@@ -11,7 +11,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .errors import PrototokError
+from .errors import PrototokError, first_line
 from .files import atomic_write
 from .models import check_made_for
 from .tokens import text_sha256 as sha256_of_text
@@ -135,7 +135,7 @@ class ProtoTokens:
         except FileNotFoundError:
             raise PrototokError(f"no such file: {path}") from None
         except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-            raise PrototokError(f"{path} is not a readable proto-token file ({_first_line(err)})") from None
+            raise PrototokError(f"{path} is not a readable proto-token file ({first_line(err)})") from None
         raw = header.get("prototok")
         if raw is None or set(tensors) != {"e", "m"}:
             raise PrototokError(f"{path} is a safetensors file but not a prototok proto-token file")
@@ -210,11 +210,6 @@ CHECKSUM_KEY = "prototok_sha256"  # safetensors header key: sha256 of the metada
 def _file_digest(raw_meta: str, tensor_digest: str) -> str:
     """Covers the metadata exactly as stored (the JSON string) and the tensors (through their digest)."""
     return hashlib.sha256(raw_meta.encode("utf-8") + b"\n" + tensor_digest.encode()).hexdigest()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _short(value) -> str:

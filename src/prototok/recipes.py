@@ -141,12 +141,16 @@ RECIPES["fast-lbfgs-hold"] = replace(
     redraw_evals=12,
     notes="fast-lbfgs-keep, but a warm start is redrawn only while 24 evaluations per token are left, any draw 12",
 )
+SHARES = ("none", "m", "e")  # per-text vectors, or one m (or e) shared by a group of texts
 DEFAULT_RECIPE = "fast-lbfgs-keep"  # per-text fits
 SHARED_RECIPE = "fast-e50"  # fits sharing e or m over texts: L-BFGS here works per text only
 
 
 def check_shareable(recipe: Recipe, share: str) -> None:
-    """Before any loading: a recipe whose optimiser works per text cannot fit a vector shared by texts."""
+    """Before any loading: `share` is one of SHARES, and a recipe whose optimiser works per text cannot fit a
+    vector shared by texts."""
+    if share not in SHARES:
+        raise ValueError(f"share must be one of {SHARES}, got '{share}'")
     if share != "none" and recipe.optimizer != "adamw":
         raise PrototokError(
             f"recipe '{recipe.key}' fits per-text vectors only: its optimizer cannot share e or m "
@@ -200,3 +204,16 @@ def parse_recipe(spec: str, **overrides) -> Recipe:
         except ValueError:
             raise ValueError(f"recipe field {key}: cannot read '{value}' as {type(current).__name__}") from None
     return replace(base, **given, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def resolve_recipe(recipe: str | Recipe | None, share: str = "none", **overrides) -> Recipe:
+    """The one step from what a caller names to the Recipe a fit runs, taken once by each entry point: a spec
+    (parse_recipe; None: the default for `share`) or a Recipe, with `overrides` (None keeps the value), checked
+    for `share` (check_shareable). Everything below an entry point takes the Recipe it returns."""
+    if isinstance(recipe, Recipe):
+        given = {k: v for k, v in overrides.items() if v is not None}
+        rec = replace(recipe, **given) if given else recipe
+    else:
+        rec = parse_recipe(recipe or default_recipe(share), **overrides)
+    check_shareable(rec, share)
+    return rec

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
+from ..layouts import DEFAULT_LAYOUT, LAYOUTS, Layout
 from ..models import LoadedModel
 from ..onepass import layout_scores
 from .distances import cosine_distances
@@ -60,14 +60,13 @@ def point_scores(
     tokens: list[int],
     points: torch.Tensor,
     *,
-    layout: str | Layout = DEFAULT_LAYOUT,
+    layout: Layout = LAYOUTS[DEFAULT_LAYOUT],
     batch_size: int = 32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss (P,) and token accuracy (P,) of one text's one-pass decoding at each point [e; m] (P, 2d)."""
-    lay = get_layout(layout) if isinstance(layout, str) else layout
     losses, accs = [], []
     for i in range(0, points.shape[0], batch_size):
-        loss, correct = _point_scores(lm, lay, tokens, points[i : i + batch_size])
+        loss, correct = _point_scores(lm, layout, tokens, points[i : i + batch_size])
         losses.append(loss.cpu())
         accs.append(correct.cpu().float() / len(tokens))
     return torch.cat(losses), torch.cat(accs)
@@ -87,7 +86,7 @@ def fit_bezier(
     p0: torch.Tensor,
     p1: torch.Tensor,
     *,
-    layout: str | Layout = DEFAULT_LAYOUT,
+    layout: Layout = LAYOUTS[DEFAULT_LAYOUT],
     steps: int = 200,
     lr: float = 0.01,
     taus_per_step: int = 8,
@@ -100,7 +99,6 @@ def fit_bezier(
     and m halves, because e and m can live at very different scales (a recipe may draw e 20x larger) and an
     absolute step that suits one scrambles the other.
     """
-    lay = get_layout(layout) if isinstance(layout, str) else layout
     dev = lm.device
     p0, p1 = p0.float().to(dev), p1.float().to(dev)
     mid_e, mid_m = split((p0 + p1) / 2)
@@ -112,7 +110,7 @@ def fit_bezier(
     for _ in range(steps):
         taus = torch.rand(taus_per_step, generator=gen).to(dev)  # CPU stream: the same taus on any device
         theta = torch.cat([theta_e, theta_m])  # (2d,)
-        loss, _ = _point_scores(lm, lay, tokens, bezier_points(p0, theta, p1, taus))
+        loss, _ = _point_scores(lm, layout, tokens, bezier_points(p0, theta, p1, taus))
         loss = loss.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -157,7 +155,7 @@ def connect(
     p1: torch.Tensor,
     *,
     points: int = 11,
-    layout: str | Layout = DEFAULT_LAYOUT,
+    layout: Layout = LAYOUTS[DEFAULT_LAYOUT],
     steps: int = 200,
     lr: float = 0.01,
     taus_per_step: int = 8,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..baselines.cramming import generate_tokens
 from ..errors import PrototokError
+from ..generation import generate_tokens
 from ..models import LoadedModel
 
 PROBE_PROMPTS = ("e m", "BOS e m")

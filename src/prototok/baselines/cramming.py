@@ -26,7 +26,6 @@ from the global torch RNG; prototok's length counts text tokens, hidden_capacity
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar
@@ -35,27 +34,18 @@ import torch
 
 from ..errors import PrototokError
 from ..fit import FitProgress, Slots, run_slots, time_step
-from ..layouts import IGNORE
+from ..generation import generate_tokens
+from ..layouts import IGNORE, Layout
 from ..models import LoadedModel
 from ..onepass import embed_scale, scores
 from ..protofile import ProtoTokens
 from ..recipes import Recipe
+from ..tokens import added_bos
 
 MEM_LAYOUT = "mem"  # file layout of SinkCramming results: e holds (T, K, d), m is empty (1, 0)
 HC_LAYOUT = "hc-mem"  # file layout of Cramming (hidden_capacity's) results: the same tensors, plus BOS / t_1
 HC_LENGTHS = (1568, 2048)  # hidden_capacity's grid goes on past 1448 (train.py's default ends at 1568;
 # its scripts/run_llama-3.1-8b.sh lists 1280 1568 2048 2560 3072): prototok's grid for the baseline adds these
-
-
-def added_bos(lm: LoadedModel) -> int | None:
-    """The BOS id the tokenizer puts in front of a text by default, or None: hidden_capacity tokenizes with the
-    tokenizer's defaults (train.py: `tokenizer(suffix_text, ...)`), so Llama-3 gets a BOS and Pythia, SmolLM2
-    (which name a BOS token but do not add it) do not. The same rule decides H_LM's first token."""
-    bos = getattr(lm.tokenizer, "bos_token_id", None)
-    if bos is None:
-        return None
-    ids = lm.tokenizer("a")["input_ids"]
-    return bos if ids and ids[0] == bos else None
 
 
 class Targets(list):
@@ -169,42 +159,6 @@ def teacher_forced_scores(
     return scores(lm, x, targets)
 
 
-@torch.no_grad()
-def greedy_generate(
-    lm: LoadedModel, mem: torch.Tensor, max_new_tokens: int, lead: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Greedy decoding from [mem] (B, K, d), then the lead tokens (B, l) if given (BOS, or a given t_1), with a
-    KV cache: (B, max_new_tokens) token ids.
-
-    Every row's prompt is exactly K + l vectors, so a batch needs no padding or attention mask. Our own loop
-    rather than model.generate: no generation_config (sampling flags, EOS stop, repetition penalty) can change it.
-    """
-    dtype = lm.autocast_dtype or torch.float32
-    x = mem.to(lm.device) * embed_scale(lm)
-    if lead is not None and lead.shape[1]:
-        x = torch.cat([x, lm.model.get_input_embeddings()(lead.to(lm.device)).to(x.dtype)], dim=1)
-    with torch.autocast(lm.device.type, dtype=dtype, enabled=lm.autocast_dtype is not None):
-        out = lm.model(inputs_embeds=x, use_cache=True, logits_to_keep=1)
-        tok = out.logits[:, -1].argmax(-1)  # (B,)
-        toks = [tok]
-        for _ in range(max_new_tokens - 1):
-            cache = {_cache_keyword(lm.model): _cache_of(out)}  # the model built the right cache type (sliding...)
-            out = lm.model(input_ids=tok[:, None], use_cache=True, **cache)
-            tok = out.logits[:, -1].argmax(-1)  # (B,)
-            toks.append(tok)
-    return torch.stack(toks, dim=1).cpu()  # (B, max_new_tokens)
-
-
-def _cache_keyword(model: torch.nn.Module) -> str:
-    """transformers 5.x renamed `past_key_values` to `cache`; accept either."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _cache_of(out) -> object:
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
-
-
 def generation_scores(generated: list[int], tokens: list[int]) -> tuple[float, int]:
     """(fraction of positions right, tokens right before the first error)."""
     right = [a == b for a, b in zip(generated, tokens)]
@@ -298,25 +252,6 @@ def cram(
     return results
 
 
-def generate_tokens(
-    lm: LoadedModel,
-    mems: torch.Tensor,
-    lengths: list[int],
-    batch_size: int = 8,
-    leads: list[list[int]] | None = None,
-) -> list[list[int]]:
-    """Greedy generation for every text: mems (T, K, d) -> T token lists of the given lengths, each generated
-    after its lead tokens (all leads of one length: [BOS], [t_1] or none)."""
-    out: list[list[int]] = []
-    leads = leads or [[] for _ in lengths]
-    for i in range(0, mems.shape[0], batch_size):
-        chunk = lengths[i : i + batch_size]
-        lead = torch.tensor(leads[i : i + batch_size], dtype=torch.long).view(len(chunk), -1)
-        gen = greedy_generate(lm, mems[i : i + batch_size], max(chunk), lead)
-        out += [row[:n] for row, n in zip(gen.tolist(), chunk)]
-    return out
-
-
 def _key(prefix: str, cfg: CramConfig) -> str:
     """'PREFIX(num_mem=K)' plus the fields that differ from the paper's defaults, e.g. 'cram(num_mem=1,lr=0.1)'."""
     base = CramConfig()
@@ -354,17 +289,21 @@ class SinkCramming:
     def key(self) -> str:
         return _key(self.key_prefix, self.config)
 
-    def positions(self, layout: str, n: int) -> int:
+    def check_share(self, share: str) -> None:
+        if share != "none":
+            raise PrototokError(f"cramming has no shared vectors: use --share none with --method {self.name}")
+
+    def positions(self, layout: Layout, n: int) -> int:
         return self.config.num_mem + n - (0 if self.hc else 1)  # hc: room for a BOS
 
-    def layout_for(self, layout: str) -> str:
+    def layout_for(self, layout: Layout) -> str:
         return self.file_layout
 
     @property
     def max_steps(self) -> int:
         return self.config.max_steps
 
-    def step_seconds(self, lm: LoadedModel, layout: str, batch: int, length: int) -> float:
+    def step_seconds(self, lm: LoadedModel, layout: Layout, batch: int, length: int) -> float:
         def step() -> torch.Tensor:
             mem = torch.randn(batch, self.config.num_mem, lm.hidden_size, device=lm.device, requires_grad=True)
             return teacher_forced_scores(lm, mem, [[0] * length] * batch)[0]
@@ -376,7 +315,7 @@ class SinkCramming:
         lm: LoadedModel,
         token_lists: list[list[int]],
         *,
-        layout: str = MEM_LAYOUT,
+        layout: Layout | None = None,  # [mem] vectors have no one-pass layout: files carry file_layout
         seed: int = 0,
         batch_size: int = 8,
         share: str = "none",
@@ -384,8 +323,7 @@ class SinkCramming:
         init_ids: list[int] | None = None,
         process_group=None,
     ) -> list[CramResult]:
-        if share != "none":
-            raise PrototokError(f"cramming has no shared vectors: use --share none with --method {self.name}")
+        self.check_share(share)
         return cram(lm, token_lists, self.config, seed=seed, batch_size=batch_size, progress=progress,
                     init_ids=init_ids, hc=self.hc)  # fmt: skip
 

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ..errors import PrototokError
+from ..errors import PrototokError, first_line
 from .encode import decode, demo, encode
 from .encoder import encoder
 from .experiments import ablate, capacity, geometry, reproduce
@@ -29,10 +29,9 @@ def _debug(ctx: click.Context | None) -> bool:
     return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _fail(message: str) -> None:
-    """The exit-2 contract: one line on stderr (a multi-line message keeps its first line), status 2."""
-    lines = [x.strip() for x in str(message).strip().splitlines() if x.strip()]
-    click.echo(f"prototok: error: {lines[0] if lines else 'bad input'}", err=True)
+def _fail(line: str) -> None:
+    """The exit-2 contract: one line on stderr (an error's first line: errors.first_line), status 2."""
+    click.echo(f"prototok: error: {line.strip() or 'bad input'}", err=True)
     sys.exit(EXIT_BAD_INPUT)
 
 
@@ -67,7 +66,7 @@ class _Group(click.Group):
         except (PrototokError, ValueError, OSError) as err:
             if _debug(ctx) or isinstance(err, BrokenPipeError):  # `| head`: click's own quiet handling
                 raise
-            _fail(str(err) or type(err).__name__)
+            _fail(first_line(err))
         except KeyboardInterrupt:
             if _debug(ctx):
                 raise

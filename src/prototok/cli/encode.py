@@ -16,27 +16,22 @@ from .options import (
     check_utf8,
     fit_options,
     input_texts,
+    json_option,
     load_model_from,
     model_options,
     model_options_with,
     progress_bar,
+    proto_output_option,
+    share_option,
 )
 
 
 @click.command()
 @click.argument("text", required=False)
 @click.option("--file", "files", multiple=True, type=click.Path(), help="read a text from a file (repeatable)")
-@click.option(
-    "-o", "--output", default="prototokens.safetensors", show_default=True, type=click.Path(), help="proto-token file"
-)
+@proto_output_option("prototokens.safetensors")
 @fit_options
-@click.option(
-    "--share",
-    type=click.Choice(["none", "m", "e"]),
-    default="none",
-    show_default=True,
-    help="share m (or e) across all the texts",
-)
+@share_option
 @click.option(
     "--compile",
     "compile_",
@@ -47,7 +42,7 @@ from .options import (
 @click.option("--refine", type=int, default=0, show_default=True, help="with --encoder: optimiser steps from it")
 @click.option("--min-accuracy", type=float, default=1.0, show_default=True, help="exit 1 below this accuracy")
 @click.option("--store-text", is_flag=True, help="keep the text itself in the file (else only its sha256)")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
+@json_option
 def encode(
     text,
     files,
@@ -75,24 +70,25 @@ def encode(
 
     With --encoder, a trained encoder gives them in one pass instead (optionally refined by --refine steps).
     """
-    from ..encode import encode as run_encode
-    from ..recipes import check_shareable, default_recipe, parse_recipe
+    from ..encode import encode_resolved
+    from ..layouts import get_layout
+    from ..recipes import resolve_recipe
 
     check_output_file(output, "-o")  # before any loading or fitting
     texts = input_texts(text, files)
-    rec = parse_recipe(recipe or default_recipe(share), lr=lr, max_steps=steps, init_scale=init_scale)
-    check_shareable(rec, share)
+    lay = get_layout(layout)  # names resolved (the recipe checked for --share) once, before the model loads
+    rec = resolve_recipe(recipe, share, lr=lr, max_steps=steps, init_scale=init_scale)
     lm = load_model_from(locals())
     update, bar = progress_bar(len(texts), "encode")
     try:
         if encoder:
             from ..encoder import amortised_encode
 
-            proto = amortised_encode(lm, encoder, texts, refine_steps=refine, recipe=rec, layout=layout, seed=seed,
+            proto = amortised_encode(lm, encoder, texts, refine_steps=refine, recipe=rec, layout=lay, seed=seed,
                                      batch_size=batch_size, progress=update)  # fmt: skip
         else:
-            proto = run_encode(texts, lm, layout=layout, recipe=rec, seed=seed, share=share, batch_size=batch_size,
-                               store_text=store_text, progress=update, compile=compile_)  # fmt: skip
+            proto = encode_resolved(lm, texts, lay, rec, seed=seed, share=share, batch_size=batch_size,
+                                    store_text=store_text, progress=update, compile=compile_)  # fmt: skip
     finally:
         bar.close()
     proto.save(output)
@@ -120,9 +116,7 @@ DEMO_TEXT = "The cat sat on the mat and looked out of the window."
 @click.command()
 @model_options
 @click.option("--text", default=DEMO_TEXT, show_default=True, help="the sentence to send through two vectors")
-@click.option(
-    "-o", "--output", default="demo.safetensors", show_default=True, type=click.Path(), help="proto-token file"
-)
+@proto_output_option("demo.safetensors")
 def demo(model, device, dtype, revision, text, output):
     """Round trip: encode a sample sentence into two vectors, write it back in one forward pass."""
     import time
@@ -157,7 +151,7 @@ def demo(model, device, dtype, revision, text, output):
 @click.argument("file")
 @model_options_with("the model FILE was made for, when loading it fetches and converts nothing (see above)")
 @click.option("--reference", multiple=True, help="the expected text (repeat per text) to report token accuracy")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
+@json_option
 @click.option(
     "--trust-file-model",
     is_flag=True,

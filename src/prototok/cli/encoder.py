@@ -6,13 +6,29 @@ import json
 
 import click
 
-from ..layouts import DEFAULT_LAYOUT, LAYOUTS
-from ..models import DEFAULT_MODEL
-from ..recipes import DEFAULT_RECIPE, RECIPE_HELP
-from .options import DTYPE_CHOICES, MODEL_HELP, load_model_from, output_option
-
-DTYPE_HELP = "weights' dtype; auto: the model's own on GPU (fp32 under bf16 autocast), float32 on CPU"
-DATA_HELP = "a .txt file (a text per line), a folder of them, a data source name, or a text (repeatable)"
+from .options import (
+    batch_size_option,
+    device_option,
+    dtype_option,
+    encoder_data_option,
+    encoder_samples_option,
+    eval_lr_option,
+    eval_recipe_option,
+    eval_seed_option,
+    eval_steps_option,
+    json_option,
+    layout_option,
+    load_model_from,
+    model_option,
+    output_option,
+    revision_option,
+    text_field_option,
+    train_batch_size_option,
+    train_lr_option,
+    train_model_option,
+    train_seed_option,
+    train_steps_option,
+)
 
 
 @click.group()
@@ -21,19 +37,15 @@ def encoder() -> None:
 
 
 @encoder.command()
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help=MODEL_HELP)
-@click.option("--data", "data", multiple=True, required=True, help=DATA_HELP)
-@click.option("--text-field", default=None, help="hf: sources: the column holding the text (default: text)")
-@click.option(
-    "--samples", type=click.IntRange(1), default=5000, show_default=True, help="texts to take from a data source name"
-)
+@train_model_option
+@encoder_data_option
+@text_field_option
+@encoder_samples_option
 @click.option("--min-len", type=click.IntRange(1), default=8, show_default=True, help="shortest training text, tokens")
 @click.option("--max-len", type=click.IntRange(1), default=16, show_default=True, help="longest training text, tokens")
-@click.option("--steps", type=click.IntRange(1), default=1000, show_default=True, help="total optimiser steps")
-@click.option(
-    "--batch-size", type=click.IntRange(1), default=16, show_default=True, help="global batch (split over ranks)"
-)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW peak learning rate")
+@train_steps_option
+@train_batch_size_option
+@train_lr_option
 @click.option(
     "--warmup", type=click.IntRange(0), default=20, show_default=True, help="linear warm-up steps, then cosine"
 )
@@ -47,10 +59,10 @@ def encoder() -> None:
     "--stop-at", type=click.IntRange(0), default=None, help="stop (with a checkpoint) at this step; --resume continues"
 )
 @click.option("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
-@click.option("--seed", type=int, default=0, show_default=True, help="init and data order")
-@click.option("--device", default=None, help="cpu, cuda ... (default: cuda if available; per rank under torchrun)")
-@click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="auto", show_default=True, help=DTYPE_HELP)
-@click.option("--revision", default=None, help="branch, tag or commit of a Hub id (default: the main branch)")
+@train_seed_option
+@device_option("; per rank under torchrun")
+@dtype_option
+@revision_option
 @click.option(
     "--report-to",
     type=click.Choice(["none", "tensorboard"]),
@@ -58,7 +70,7 @@ def encoder() -> None:
     show_default=True,
     help="also log loss, accuracy and lr to TensorBoard in -o/tensorboard (pip install 'prototok[tensorboard]')",
 )
-@click.option("--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS))
+@layout_option
 @click.option("--width", type=click.IntRange(1), default=256, show_default=True, help="encoder width")
 @click.option("--layers", type=click.IntRange(1), default=2, show_default=True, help="encoder transformer layers")
 @click.option("--heads", type=click.IntRange(1), default=4, show_default=True, help="attention heads per encoder layer")
@@ -82,11 +94,11 @@ def train(
     **kw,
 ):
     """Train an encoder end to end through the frozen model (launch with torchrun for data parallel)."""
-    from ..data import with_text_field
     from ..distributed import env
     from ..encoder import TrainConfig, train_encoder, training_texts
     from ..encoder.train import tensorboard_writer
     from ..files import check_output_dir
+    from ..sources import with_text_field
 
     out = output
     check_output_dir(out, "-o")  # before the model loads or anything trains
@@ -114,8 +126,8 @@ def train(
 
 @encoder.command("eval")
 @click.argument("ckpt")
-@click.option("--data", "data", multiple=True, required=True, help=DATA_HELP)
-@click.option("--text-field", default=None, help="hf: sources: the column holding the text (default: text)")
+@encoder_data_option
+@text_field_option
 @click.option(
     "--split",
     type=click.Choice(["heldout", "all"]),
@@ -123,9 +135,7 @@ def train(
     show_default=True,
     help="heldout: only the texts that training kept out (same hash split)",
 )
-@click.option(
-    "--samples", type=click.IntRange(1), default=5000, show_default=True, help="texts to take from a data source name"
-)
+@encoder_samples_option
 @click.option("--texts", "n_texts", type=click.IntRange(1), default=16, show_default=True, help="evaluation texts")
 @click.option(
     "--min-len", type=click.IntRange(1), default=None, help="shortest evaluation text (default: the training range)"
@@ -133,24 +143,17 @@ def train(
 @click.option(
     "--max-len", type=click.IntRange(1), default=None, help="longest evaluation text (default: the encoder's max_len)"
 )
-@click.option(
-    "--recipe",
-    default=DEFAULT_RECIPE,
-    show_default=True,
-    help="recipe of the warm and cold fits: " + RECIPE_HELP,
-)
-@click.option("--lr", type=float, default=None, help="override the recipe's learning rate (warm and cold alike)")
-@click.option(
-    "--steps", type=click.IntRange(0), default=300, show_default=True, help="fit budget per text, warm and cold alike"
-)
+@eval_recipe_option
+@eval_lr_option
+@eval_steps_option
 @click.option("--no-fits", is_flag=True, help="amortised accuracy only: skip the warm and cold fits")
-@click.option("--seed", type=int, default=0, show_default=True, help="which texts are drawn and the fits' init")
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="texts fitted at once")
-@click.option("--model", default=None, help=MODEL_HELP + " (default: the model the encoder was trained for)")
-@click.option("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
-@click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default="auto", show_default=True, help=DTYPE_HELP)
-@click.option("--revision", default=None, help="branch, tag or commit of a Hub id (default: the main branch)")
-@click.option("--json", "as_json", is_flag=True, help="the whole result as JSON on stdout")
+@eval_seed_option
+@batch_size_option
+@model_option("the model the encoder was trained for")
+@device_option()
+@dtype_option
+@revision_option
+@json_option
 def eval_(
     ckpt,
     data,
@@ -175,9 +178,9 @@ def eval_(
     """Measure encoder CKPT on held-out texts: amortised accuracy by length, warm vs cold steps to solve.
 
     CKPT is a checkpoint folder or hf://USER/REPO[@REVISION] (see `prototok push`)."""
-    from ..data import with_text_field
     from ..encoder import config_from_meta, eval_texts, evaluate_encoder, read_meta, training_texts
     from ..recipes import parse_recipe
+    from ..sources import with_text_field
 
     meta = read_meta(ckpt)
     name = model or meta.get("train", {}).get("model") or config_from_meta(meta, str(ckpt)).lm_name

@@ -9,13 +9,25 @@ import json
 import click
 
 from ..errors import PrototokError
-from ..experiments.runner import DEFAULT_DB, THRESHOLD
+from ..experiments.runner import THRESHOLD
 from ..experiments.texts import EXPERIMENT_MIN_CHARS
-from ..fit import SHARES
 from ..layouts import LAYOUTS
 from ..methods import METHODS, WARM_STARTS, OnePass
 from ..models import DEFAULT_MODEL
-from .options import MODEL_HELP, fit_options
+from .options import (
+    batch_size_option,
+    capacity_share_option,
+    device_option,
+    experiment_data_option,
+    experiment_db_option,
+    experiment_json_option,
+    fit_options,
+    model_option,
+    paper_data_option,
+    revision_option,
+    samples_option,
+    text_field_option,
+)
 
 
 def _ints(value: str | None, name: str) -> tuple[int, ...] | None:
@@ -42,16 +54,9 @@ def _without(name: str):
 
 def experiment_options(f):
     opts = [
-        click.option(
-            "--data",
-            "data",
-            multiple=True,
-            required=True,
-            help="data source (repeatable): PATH, file:PATH, hf:NAME[:CONFIG][:SPLIT], wiki, austen, random, "
-            "generated:SOURCE",
-        ),
-        click.option("--text-field", default=None, help="hf: sources: the column holding the text (default: text)"),
-        click.option("--samples", type=click.IntRange(1), default=10, show_default=True, help="samples per source"),
+        experiment_data_option,
+        text_field_option,
+        samples_option,
         click.option("--data-seed", type=int, default=0, show_default=True, help="which samples are drawn"),
         click.option(
             "--min-chars",
@@ -63,17 +68,9 @@ def experiment_options(f):
         click.option(
             "--seeds", type=click.IntRange(1), default=1, show_default=True, help="number of seeds, starting at --seed"
         ),
-        click.option(
-            "--db",
-            default=DEFAULT_DB,
-            show_default=True,
-            type=click.Path(dir_okay=False),
-            help="results database (SQLite); proto-token files go beside it in <stem>.protos/",
-        ),
+        experiment_db_option,
         click.option("--dry-run", is_flag=True, help="print the plan and its cost (times one step), fit nothing"),
-        click.option(
-            "--json", "as_json", is_flag=True, help="the result as one JSON object on stdout (the rest to stderr)"
-        ),
+        experiment_json_option,
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -94,9 +91,9 @@ def _bar(total: int, desc: str):
 
 def _run(name: str, cfg, opts: dict, method=None) -> None:
     """The command as a function call: experiments.run_experiment with the options' Setup and method."""
-    from ..data import check_spec, with_text_field
     from ..experiments import EXPERIMENTS, Setup, run_experiment
     from ..files import check_output_dir, check_output_file
+    from ..sources import check_spec, with_text_field
     from ..store import proto_dir_for
 
     opts["data"] = tuple(with_text_field(spec, opts["text_field"]) for spec in opts["data"])
@@ -161,13 +158,7 @@ def _seeds(opts) -> tuple[int, ...]:
 @click.command()
 @experiment_options
 @click.option("--lengths", default=None, help="comma-separated subset of the grid (default: 4,5,8,11,...,1448)")
-@click.option(
-    "--share",
-    type=click.Choice(SHARES),
-    default="none",
-    show_default=True,
-    help="m (or e): one vector shared by all samples of a length and seed",
-)
+@capacity_share_option
 @click.option(
     "--threshold", type=float, default=THRESHOLD, show_default=True, help="accuracy that counts as reconstructed"
 )
@@ -343,27 +334,15 @@ def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_ste
 
 @click.command()
 @click.argument("table", type=click.Choice(["table1", "table2", "table3"]))
-@click.option("--model", default=None, help=f"{MODEL_HELP} (default: {DEFAULT_MODEL})")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-@click.option("--revision", default=None, help="branch, tag or commit of a Hub id (default: the main branch)")
-@click.option(
-    "--data",
-    "data",
-    multiple=True,
-    help="data source (repeatable), as for the experiment commands (default: the paper's PG-19 chunks, "
-    "second-half:hf:yurakuratov/pg19_valid_1k_chunks; offline: e.g. second-half:PATH, random-glove)",
-)
-@click.option("--text-field", default=None, help="hf: sources: the column holding the text (default: text)")
-@click.option(
-    "--db",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="results database (SQLite); proto-token files go beside it in <stem>.protos/",
-)
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="texts fitted at once")
+@model_option()
+@device_option()
+@revision_option
+@paper_data_option
+@text_field_option
+@experiment_db_option
+@batch_size_option
 @click.option("--dry-run", is_flag=True, help="print every value the preset fixes and the plan's cost, fit nothing")
-@click.option("--json", "as_json", is_flag=True, help="the result as one JSON object on stdout (the rest to stderr)")
+@experiment_json_option
 def reproduce(table, model, device, revision, data, text_field, db, batch_size, dry_run, as_json):
     """Run one of the paper's tables (arXiv 2505.21189) with the paper's settings.
 

@@ -6,42 +6,164 @@ import sys
 
 import click
 
-from ..errors import PrototokError
+from ..errors import PrototokError, first_line
 from ..experiments.runner import DEFAULT_DB
 from ..files import read_text
 from ..layouts import DEFAULT_LAYOUT, LAYOUTS
 from ..models import BUILTIN_MODELS, DEFAULT_MODEL, DTYPES
-from ..recipes import RECIPE_HELP
+from ..recipes import DEFAULT_RECIPE, RECIPE_HELP, SHARES
 
 EXIT_OK, EXIT_NOT_RECONSTRUCTED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+# ---------------------------------------------------------------------------------------------------- options
+# Every option more than one command takes is declared here, once. Where an option means something else in one
+# command (push --revision: the branch to commit to), that meaning is its own declaration, named for it.
+
 MODEL_HELP = f"built-in name ({', '.join(BUILTIN_MODELS)}), .gguf file, local HF folder or Hub id (user/name)"
 DTYPE_CHOICES = ("auto", *DTYPES)
+
+
+def model_option(unset: str = DEFAULT_MODEL):
+    """--model, None when not given; the help says what that means (`unset`: a model name or a rule)."""
+    return click.option("--model", default=None, help=f"{MODEL_HELP} (default: {unset})")
+
+
+# encoder train: the model an encoder is trained for, recorded in its checkpoint (a name, never None)
+train_model_option = click.option("--model", default=DEFAULT_MODEL, show_default=True, help=MODEL_HELP)
+
+
+def device_option(note: str = ""):
+    """--device; `note` adds to what the default means (e.g. under torchrun)."""
+    return click.option("--device", default=None, help=f"cpu, cuda, cuda:1 ... (default: cuda if available{note})")
+
+
+dtype_option = click.option(
+    "--dtype",
+    type=click.Choice(DTYPE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="weights' dtype; auto: the model's own on GPU (fp32 under bf16 autocast), float32 on CPU; "
+    "float32: plain fp32 on GPU too (no autocast)",
+)
+revision_option = click.option(
+    "--revision", default=None, help="branch, tag or commit of a Hub id (default: the main branch)"
+)
+# push: the branch the commit goes to, not the revision a model is read at
+branch_option = click.option("--revision", default=None, help="branch to commit to (default: main)")
 
 
 def model_options_with(default: str):
     """--model (whose help says what the default is: `default`), --device, --dtype, --revision."""
 
     def deco(f):
-        f = click.option(
-            "--revision", default=None, help="branch, tag or commit of a Hub id (default: the main branch)"
-        )(f)
-        f = click.option(
-            "--dtype",
-            type=click.Choice(DTYPE_CHOICES),
-            default="auto",
-            show_default=True,
-            help="weights' dtype; auto: the model's own on GPU (fp32 under bf16 autocast), float32 on CPU; "
-            "float32: plain fp32 on GPU too (no autocast)",
-        )(f)
-        f = click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")(f)
-        return click.option("--model", default=None, help=f"{MODEL_HELP} (default: {default})")(f)
+        for opt in (revision_option, dtype_option, device_option(), model_option(default)):
+            f = opt(f)
+        return f
 
     return deco
 
 
 model_options = model_options_with(DEFAULT_MODEL)
+
+# the results database: read by report and export, written by the experiments (with their proto-token files)
+db_option = click.option(
+    "--db",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="results database (SQLite) written by capacity, ablate and geometry",
+)
+experiment_db_option = click.option(
+    "--db",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="results database (SQLite); proto-token files go beside it in <stem>.protos/",
+)
+
+# --data: the experiments' sources; reproduce's (optional: the paper's data by default); the encoder's texts
+experiment_data_option = click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    help="data source (repeatable): PATH, file:PATH, hf:NAME[:CONFIG][:SPLIT], wiki, austen, random, generated:SOURCE",
+)
+paper_data_option = click.option(
+    "--data",
+    "data",
+    multiple=True,
+    help="data source (repeatable), as for the experiment commands (default: the paper's PG-19 chunks, "
+    "second-half:hf:yurakuratov/pg19_valid_1k_chunks; offline: e.g. second-half:PATH, random-glove)",
+)
+encoder_data_option = click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    help="a .txt file (a text per line), a folder of them, a data source name, or a text (repeatable)",
+)
+text_field_option = click.option(
+    "--text-field", default=None, help="hf: sources: the column holding the text (default: text)"
+)
+samples_option = click.option(
+    "--samples", type=click.IntRange(1), default=10, show_default=True, help="samples per source"
+)
+encoder_samples_option = click.option(
+    "--samples", type=click.IntRange(1), default=5000, show_default=True, help="texts to take from a data source name"
+)
+
+# fitting: the shared meaning, then the encoder's (train: its own optimiser; eval: its warm and cold fits)
+layout_option = click.option(
+    "--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS)
+)
+recipe_option = click.option("--recipe", default=None, help=RECIPE_HELP)
+eval_recipe_option = click.option(
+    "--recipe", default=DEFAULT_RECIPE, show_default=True, help="recipe of the warm and cold fits: " + RECIPE_HELP
+)
+lr_option = click.option("--lr", type=float, default=None, help="override the recipe's learning rate")
+eval_lr_option = click.option(
+    "--lr", type=float, default=None, help="override the recipe's learning rate (warm and cold alike)"
+)
+train_lr_option = click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW peak learning rate")
+steps_option = click.option(
+    "--steps", type=click.IntRange(0), default=None, help="override the recipe's max steps per text"
+)
+eval_steps_option = click.option(
+    "--steps", type=click.IntRange(0), default=300, show_default=True, help="fit budget per text, warm and cold alike"
+)
+train_steps_option = click.option(
+    "--steps", type=click.IntRange(1), default=1000, show_default=True, help="total optimiser steps"
+)
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="seeds each text's init draw")
+eval_seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="which texts are drawn and the fits' init"
+)
+train_seed_option = click.option("--seed", type=int, default=0, show_default=True, help="init and data order")
+batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="texts fitted at once"
+)
+train_batch_size_option = click.option(
+    "--batch-size", type=click.IntRange(1), default=16, show_default=True, help="global batch (split over ranks)"
+)
+# encode: every text of the call; capacity: the samples of one length and seed
+share_option = click.option(
+    "--share", type=click.Choice(SHARES), default="none", show_default=True, help="share m (or e) across all the texts"
+)
+capacity_share_option = click.option(
+    "--share",
+    type=click.Choice(SHARES),
+    default="none",
+    show_default=True,
+    help="m (or e): one vector shared by all samples of a length and seed",
+)
+
+# --json: the result alone on stdout; the experiments' also moves their progress lines to stderr
+json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
+experiment_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="the result as one JSON object on stdout (the rest to stderr)"
+)
 
 
 def output_option(default: str | None, help: str, *, folder: bool = False, alias: bool = False):
@@ -50,6 +172,13 @@ def output_option(default: str | None, help: str, *, folder: bool = False, alias
     kind = click.Path(file_okay=not folder, dir_okay=folder)
     extra = {"required": True} if default is None else {"default": default, "show_default": True}
     return click.option(*names, "output", type=kind, help=help + (" (--out: the same)" if alias else ""), **extra)
+
+
+def proto_output_option(default: str):
+    """-o/--output of the commands that write a proto-token file (encode, demo)."""
+    return click.option(
+        "-o", "--output", default=default, show_default=True, type=click.Path(), help="proto-token file"
+    )
 
 
 def load_model_from(opts: dict, name: str | None = None):
@@ -98,8 +227,7 @@ def read_config(path: str) -> dict:
     except PrototokError:
         raise
     except Exception as err:  # tomllib, json and yaml each raise their own error type
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise PrototokError(f"--config {path} cannot be parsed: {first}") from None
+        raise PrototokError(f"--config {path} cannot be parsed: {first_line(err)}") from None
     if not isinstance(data, dict):
         raise PrototokError(f"--config {path} must hold a mapping of option names to values")
     return data
@@ -144,13 +272,13 @@ def config_option() -> click.Option:
 def fit_options(f):
     """Options shared by every command that fits proto-tokens."""
     opts = [
-        click.option("--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS)),
-        click.option("--recipe", default=None, help=RECIPE_HELP),
-        click.option("--lr", type=float, default=None, help="override the recipe's learning rate"),
-        click.option("--steps", type=click.IntRange(0), default=None, help="override the recipe's max steps per text"),
+        layout_option,
+        recipe_option,
+        lr_option,
+        steps_option,
         click.option("--init-scale", type=float, default=None, help="override the recipe's init scale"),
-        click.option("--seed", type=int, default=0, show_default=True, help="seeds each text's init draw"),
-        click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="texts fitted at once"),
+        seed_option,
+        batch_size_option,
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -197,12 +325,3 @@ def input_texts(text: str | None, files: tuple[str, ...]) -> list[str]:
             raise PrototokError("no text: give it as an argument, with --file, or on stdin")
         texts.append(read_stdin())
     return texts
-
-
-db_option = click.option(
-    "--db",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="results database (SQLite) written by capacity, ablate and geometry",
-)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import db_option, output_option
+from .options import branch_option, db_option, output_option
 
 
 @click.command()
@@ -53,7 +53,7 @@ def export(db, table, fmt, output):
     "--filename", default=None, help="a proto-token file's name in the repo (default: prototokens.safetensors)"
 )
 @click.option("--private", is_flag=True, default=None, help="create the repository as private (when it is new)")
-@click.option("--revision", default=None, help="branch to commit to (default: main)")
+@branch_option
 @click.option("--message", default=None, help="commit message (default: says what and for which model)")
 def push(path, repo, filename, private, revision, message):
     """Push a proto-token file, or an encoder checkpoint folder, to Hub repository REPO (USER/NAME).

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 
 from ..errors import PrototokError
-from ..fit import FitProgress, FitResult, fit
-from ..layouts import DEFAULT_LAYOUT, get_layout
+from ..fit import FitProgress, FitResult, fit_resolved
+from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
 from ..models import LoadedModel
 from ..protofile import ProtoTokens
-from ..recipes import DEFAULT_RECIPE, Recipe, parse_recipe
+from ..recipes import DEFAULT_RECIPE, Recipe, resolve_recipe
 from ..tokens import tokenize
 from .checkpoint import config_from_meta, load_encoder, read_meta
 from .model import EncoderConfig, ProtoEncoder, one_pass_loss, token_batch
@@ -51,14 +51,14 @@ def _tokenize_for(lm: LoadedModel, cfg: EncoderConfig, texts: list[str]) -> list
 
 @torch.no_grad()
 def _score(
-    lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, token_lists: list[list[int]], layout: str, batch_size: int
+    lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, token_lists: list[list[int]], lay: Layout, batch_size: int
 ) -> tuple[list[float], list[float]]:
     """Token accuracy and loss per text of given vectors e (T, D), m (T or 1, D): one forward per batch."""
     acc, loss = [], []
     for i in range(0, len(token_lists), batch_size):
         toks = token_lists[i : i + batch_size]
         mm = m if m.shape[0] == 1 else m[i : i + batch_size]  # (1 or b, D)
-        lo, ok = one_pass_loss(lm, e[i : i + batch_size].to(lm.device), mm.to(lm.device), toks, layout)  # (b,)
+        lo, ok = one_pass_loss(lm, e[i : i + batch_size].to(lm.device), mm.to(lm.device), toks, lay)  # (b,)
         acc += [c / len(t) for c, t in zip(ok.cpu().tolist(), toks)]
         loss += lo.cpu().tolist()
     return acc, loss
@@ -71,7 +71,7 @@ def amortised_encode(
     *,
     refine_steps: int = 0,
     recipe: Recipe | str | None = None,
-    layout: str = DEFAULT_LAYOUT,
+    layout: str | Layout = DEFAULT_LAYOUT,
     seed: int = 0,
     batch_size: int = 8,
     progress: Callable[[FitProgress], None] | None = None,
@@ -80,20 +80,21 @@ def amortised_encode(
 
     progress: the fitter's callback (prototok.fit.FitProgress), called once per encoder batch too. recipe: the
     refinement's (default: the per-text default, which keeps the encoder's output rather than redraw it).
+    An entry point: the layout and the recipe are resolved here, once.
     """
     if refine_steps < 0:
         raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
     if isinstance(texts, str):
         texts = [texts]
+    lay = get_layout(layout) if isinstance(layout, str) else layout
+    rec = resolve_recipe(recipe)
     enc = load_encoder(ckpt, lm)
     cfg = enc.cfg
-    lay = get_layout(layout)
-    if lay.name != get_layout(cfg.layout).name:
+    if lay.name != cfg.lay.name:
         raise PrototokError(f"encoder {ckpt} was trained for layout '{cfg.layout}', not '{lay.name}'")
-    rec = parse_recipe(recipe or DEFAULT_RECIPE) if not isinstance(recipe, Recipe) else recipe
     token_lists = _tokenize_for(lm, cfg, list(texts))
     e, m = predict_pairs(lm, enc, token_lists, batch_size)  # (T, D), (T, D)
-    acc0, loss0 = _score(lm, e, m, token_lists, lay.name, batch_size)
+    acc0, loss0 = _score(lm, e, m, token_lists, lay, batch_size)
     if progress:
         mean = sum(acc0) / len(acc0)
         progress(FitProgress(0, len(texts) if not refine_steps else 0, len(texts), mean, sum(a >= 1.0 for a in acc0)))
@@ -106,11 +107,11 @@ def amortised_encode(
     }
     if refine_steps:
         rec = replace(rec, max_steps=refine_steps)
-        res = fit(
+        res = fit_resolved(
             lm,
             token_lists,
-            layout=lay,
-            recipe=rec,
+            lay,
+            rec,
             seed=seed,
             batch_size=batch_size,
             progress=progress,
@@ -248,16 +249,17 @@ def evaluate_encoder(
     - with fits: steps to 100% from the encoder's output (warm) and from the recipe's random init (cold),
       the same recipe and budget for both, and the warm/cold ratio (unsolved texts count as the budget);
     - cosine / L2 of the amortised (e, m) to the cold-optimised and to the warm-refined solutions.
-    progress(phase, fit_progress) is called during the fits ("warm" or "cold").
+    progress(phase, fit_progress) is called during the fits ("warm" or "cold"). An entry point: the recipe is
+    resolved here, once, and the encoder's layout with its config.
     """
-    enc = load_encoder(ckpt, lm)
-    cfg = enc.cfg
-    rec = parse_recipe(recipe) if isinstance(recipe, str) else recipe
+    rec = resolve_recipe(recipe)
     if max_steps is not None:
         rec = replace(rec, max_steps=max_steps)
+    enc = load_encoder(ckpt, lm)
+    cfg = enc.cfg
     token_lists = _tokenize_for(lm, cfg, list(texts))
     e, m = predict_pairs(lm, enc, token_lists, batch_size)  # (T, D), (T, D)
-    acc, loss = _score(lm, e, m, token_lists, cfg.layout, batch_size)
+    acc, loss = _score(lm, e, m, token_lists, cfg.lay, batch_size)
     lengths = [len(t) for t in token_lists]
     out = {
         "encoder": str(ckpt),
@@ -276,11 +278,11 @@ def evaluate_encoder(
     runs = {}
     for phase, warm in (("warm", list(zip(e, m))), ("cold", None)):
         cb = (lambda p, phase=phase: progress(phase, p)) if progress else None
-        runs[phase] = fit(
+        runs[phase] = fit_resolved(
             lm,
             token_lists,
-            layout=cfg.layout,
-            recipe=rec,
+            cfg.lay,
+            rec,
             seed=seed,
             batch_size=batch_size,
             progress=cb,

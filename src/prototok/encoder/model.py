@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
 
 from ..errors import PrototokError
-from ..layouts import DEFAULT_LAYOUT, get_layout
+from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
 from ..models import LoadedModel
 from ..onepass import layout_scores
 
@@ -48,7 +49,12 @@ class EncoderConfig:
             raise ValueError(f"EncoderConfig.heads ({self.heads}) must divide width ({self.width})")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"EncoderConfig.dropout must lie in [0, 1), got {self.dropout}")
-        get_layout(self.layout)  # raises ValueError naming the legal layouts
+        _ = self.lay  # resolved now, once: an unknown name is a ValueError naming the legal layouts
+
+    @cached_property
+    def lay(self) -> Layout:
+        """The layout itself (`layout` is its name, as stored), resolved once."""
+        return get_layout(self.layout)
 
     @classmethod
     def for_model(cls, lm: LoadedModel, **kw) -> EncoderConfig:
@@ -116,8 +122,8 @@ def token_batch(lm: LoadedModel, token_lists: list[list[int]]) -> tuple[torch.Te
 
 
 def one_pass_loss(
-    lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, token_lists: list[list[int]], layout: str
+    lm: LoadedModel, e: torch.Tensor, m: torch.Tensor, token_lists: list[list[int]], lay: Layout
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fitter's objective for given (e, m), so the encoder learns exactly what fitting optimises:
-    e (B, D), m (B or 1, D) -> per-text cross-entropy (B,) with grad, correct tokens (B,)."""
-    return layout_scores(lm, get_layout(layout), e, m, token_lists)
+    """The fitter's objective for given (e, m) under layout `lay`, so the encoder learns exactly what fitting
+    optimises: e (B, D), m (B or 1, D) -> per-text cross-entropy (B,) with grad, correct tokens (B,)."""
+    return layout_scores(lm, lay, e, m, token_lists)

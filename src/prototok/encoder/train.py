@@ -21,17 +21,19 @@ import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
-from .. import data
 from ..distributed import Dist, setup
 from ..errors import PrototokError
 from ..files import atomic_write, atomic_write_text, read_text
 from ..fit import init_id
-from ..layouts import DEFAULT_LAYOUT, get_layout
+from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
 from ..models import DEFAULT_MODEL, LoadedModel, load_model
+from ..sources import SOURCES, load_samples
+from ..sources.local_files import from_files
 from .checkpoint import check_encoder_model, config_from_meta, save_encoder
 from .model import EncoderConfig, ProtoEncoder, one_pass_loss, token_batch
 
@@ -75,7 +77,12 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
         if not 0 <= self.holdout < 1:
             raise ValueError(f"TrainConfig.holdout must lie in [0, 1), got {self.holdout}")
-        get_layout(self.layout)
+        _ = self.lay  # resolved now, once: an unknown name is a ValueError naming the legal layouts
+
+    @cached_property
+    def lay(self) -> Layout:
+        """The layout itself (`layout` is its name, as stored), resolved once."""
+        return get_layout(self.layout)
 
     def encoder_config(self, lm: LoadedModel) -> EncoderConfig:
         return EncoderConfig.for_model(
@@ -86,7 +93,7 @@ class TrainConfig:
             heads=self.heads,
             dropout=self.dropout,
             predict_m=self.predict_m,
-            layout=get_layout(self.layout).name,
+            layout=self.lay.name,
         )
 
     def lr_at(self, step: int) -> float:
@@ -119,15 +126,15 @@ ENCODER_MIN_CHARS = 200
 
 def training_texts(specs: list[str] | tuple[str, ...], samples: int = 5000, seed: int = 0) -> list[str]:
     """--data values: a .txt file (one text per non-empty line), a folder of them, a source name of
-    prototok.data (wiki, austen, hf:...: `samples` windows from it), or else the text itself."""
+    prototok.sources (wiki, austen, hf:...: `samples` windows from it), or else the text itself."""
     texts: list[str] = []
     for spec in specs:
         path = Path(spec)
         if path.is_dir() or path.is_file():
-            for _, doc in data.from_files(spec):  # a folder: its .txt files, sorted by path
+            for _, doc in from_files(spec):  # a folder: its .txt files, sorted by path
                 texts += [line.strip() for line in doc.splitlines() if line.strip()]
-        elif spec.partition(":")[0] in data.SOURCES:  # before the path test: hf:user/name holds a "/"
-            texts += [s.text for s in data.load_samples(spec, samples, seed=seed, min_chars=ENCODER_MIN_CHARS)]
+        elif spec.partition(":")[0] in SOURCES:  # before the path test: hf:user/name holds a "/"
+            texts += [s.text for s in load_samples(spec, samples, seed=seed, min_chars=ENCODER_MIN_CHARS)]
         elif spec.endswith(".txt") or os.sep in spec:
             raise PrototokError(f"--data {spec}: no such file or folder")
         else:
@@ -327,7 +334,7 @@ def train_encoder(
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(step)
         e, m = model(*token_batch(lm, toks))  # (b, D), (b or 1, D)
-        loss, correct = one_pass_loss(lm, e, m, toks, cfg.layout)  # (b,), (b,)
+        loss, correct = one_pass_loss(lm, e, m, toks, cfg.lay)  # (b,), (b,)
         loss.mean().backward()  # DDP averages over ranks: the global batch's mean per-text loss
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(enc.parameters(), cfg.grad_clip)

@@ -20,14 +20,15 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
 from ..errors import PrototokError
-from ..fit import SHARES
-from ..layouts import DEFAULT_LAYOUT, get_layout
+from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
 from ..methods import METHODS, for_layout, judged_score
 from ..protofile import ProtoTokens
+from ..recipes import SHARES
 from .runner import THRESHOLD, Experiment, Plan, Run, chunks_of
 from .texts import Item, Prefixes
 
@@ -55,7 +56,7 @@ def prefix_lengths(cfg: CapacityConfig) -> list[int]:
 class CapacityConfig:
     lengths: tuple[int, ...] = LENGTHS  # the grid, walked upwards
     seeds: tuple[int, ...] = (0,)
-    layout: str = DEFAULT_LAYOUT
+    layout: str = DEFAULT_LAYOUT  # by name (a method's rows carry it: Method.layout_for)
     share: str = "none"  # "m" (or "e"): all samples of one (length, seed) share that vector
     threshold: float = THRESHOLD  # token accuracy that counts as reconstructed
 
@@ -68,18 +69,23 @@ class CapacityConfig:
             raise ValueError(f"CapacityConfig.share must be one of {SHARES}, got '{self.share}'")
         if not 0 < self.threshold <= 1:
             raise ValueError(f"CapacityConfig.threshold must lie in (0, 1], got {self.threshold}")
-        get_layout(self.layout)
+        _ = self.lay  # resolved now, once: an unknown name is a ValueError naming the legal layouts
+
+    @cached_property
+    def lay(self) -> Layout:
+        """The layout itself (`layout` is its name, as stored), resolved once."""
+        return get_layout(self.layout)
 
 
 def layout_of(run: Run, cfg: CapacityConfig) -> str:
     """The layout rows are stored under: the method's own (cramming: "mem"), else the configured one."""
-    return run.method.layout_for(cfg.layout)
+    return run.method.layout_for(cfg.lay)
 
 
 def lengths_for(run: Run, cfg: CapacityConfig) -> tuple[list[int], list[int]]:
     """(grid lengths whose input fits the model's context, those that do not)."""
     grid = grid_lengths(cfg.lengths, run.method.longer_lengths)
-    ok = [n for n in grid if run.method.positions(cfg.layout, n) <= run.lm.max_positions]
+    ok = [n for n in grid if run.method.positions(cfg.lay, n) <= run.lm.max_positions]
     return ok, [n for n in grid if n not in ok]
 
 
@@ -101,9 +107,9 @@ def plan_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Plan:
             todo = run.todo(items)
             plan.done += len(items) - len(todo)
             if cfg.share == "none":
-                plan.calls += [(layout, n, k, k) for k in chunks_of(len(todo), run.batch_size)]
+                plan.calls += [(cfg.lay, n, k, k) for k in chunks_of(len(todo), run.batch_size)]
             elif todo:
-                plan.calls.append((layout, n, len(items), len(items)))
+                plan.calls.append((cfg.lay, n, len(items), len(items)))
     plan.notes.append("an upper bound: the walk up the grid stops at the first length no sample reconstructs")
     short = [n for n in lengths if any(n not in t.tokens for t in texts)]
     if short:
@@ -127,9 +133,9 @@ def run_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Capaci
         for seed in cfg.seeds:
             items = [t.item(n, seed, layout, share) for t in have]
             if cfg.share == "none":
-                run.fit_texts(items, previous_solution(run) if run.method.warm == "prefix" else None)
+                run.fit_texts(items, cfg.lay, previous_solution(run) if run.method.warm == "prefix" else None)
             else:
-                run.fit_group(items, cfg.share, seed)
+                run.fit_group(items, cfg.lay, cfg.share, seed)
         if not any(judged_score(r) >= cfg.threshold for r in run.rows(length=n, layout=layout, sharing=share)):
             break
     rows = [r for r in run.rows(layout=layout) if _kind(r["sharing"]) == cfg.share]
@@ -317,5 +323,11 @@ def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary
 
 
 EXPERIMENT = Experiment(
-    "capacity", plan_capacity, run_capacity, lambda summary: summary.render(), prefix_lengths, warm_starts=True
+    "capacity",
+    plan_capacity,
+    run_capacity,
+    lambda summary: summary.render(),
+    prefix_lengths,
+    warm_starts=True,
+    share=lambda cfg: cfg.share,
 )

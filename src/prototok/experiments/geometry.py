@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations
 
 import torch
@@ -29,11 +30,11 @@ from ..analysis.paths import connect, point
 from ..analysis.probe import PROBE_PROMPTS, probe
 from ..analysis.text_distances import TEXT_DISTANCES, text_distances
 from ..analysis.vectors import describe, table_norms
-from ..data import continuation_samples
 from ..distributed import shard
 from ..errors import PrototokError
-from ..layouts import DEFAULT_LAYOUT, get_layout
+from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
 from ..protofile import ProtoTokens
+from ..sources import continuation_samples
 from ..store import GEOMETRY_KEY
 from .runner import THRESHOLD, Experiment, Plan, Run, Setup, chunks_of
 from .texts import Prefixes, load, usable_lengths
@@ -43,7 +44,7 @@ from .texts import Prefixes, load, usable_lengths
 class GeometryConfig:
     length: int = 32  # tokens per text
     seeds: tuple[int, ...] = (0, 1, 2)  # one solution per seed and text
-    layout: str = DEFAULT_LAYOUT
+    layout: str = DEFAULT_LAYOUT  # by name, as the rows carry it
     continuations: int = 1  # texts per context (generated:SOURCE only); sample i has context i // continuations
     contexts: int | None = None  # generated:SOURCE only: contexts to continue (default: Setup.samples)
     pairs: int = 1  # same-text pairs connected per text: (seeds[0], seeds[1]), (seeds[1], seeds[2]), ...
@@ -62,10 +63,15 @@ class GeometryConfig:
             raise ValueError("GeometryConfig.seeds must name at least one seed")
         if min(self.continuations, self.points, self.nearest) < 1 or min(self.pairs, self.bezier_steps) < 0:
             raise ValueError(f"GeometryConfig: counts must be positive, got {self}")
-        get_layout(self.layout)
+        _ = self.lay  # resolved now, once: an unknown name is a ValueError naming the legal layouts
         unknown = set(self.text_distances) - set(TEXT_DISTANCES)
         if unknown:
             raise ValueError(f"GeometryConfig.text_distances: unknown {sorted(unknown)}, use {TEXT_DISTANCES}")
+
+    @cached_property
+    def lay(self) -> Layout:
+        """The layout itself (`layout` is its name, as stored), resolved once."""
+        return get_layout(self.layout)
 
     @property
     def path_params(self) -> str:
@@ -83,14 +89,14 @@ def plan_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Plan:
         f"geometry: {len(texts)} texts x {len(cfg.seeds)} seeds at length {cfg.length}, layout {cfg.layout}, "
         f"recipe {run.recipe_key}; Bezier fits: up to {cfg.pairs} per text, {cfg.bezier_steps} steps each"
     )
-    ok, dropped = usable_lengths(run.lm, [cfg.length], cfg.layout)
+    ok, dropped = usable_lengths(run.lm, [cfg.length], cfg.lay)
     if dropped:
         plan.notes.append(f"length {cfg.length} does not fit the model's context ({run.lm.max_positions})")
     have = [t for t in texts if cfg.length in t.tokens]
     for seed in cfg.seeds:
         todo = run.todo([t.item(cfg.length, seed, cfg.layout) for t in have]) if ok else []
         plan.done += len(have) - len(todo)
-        plan.calls += [(cfg.layout, cfg.length, k, k) for k in chunks_of(len(todo), run.batch_size)]
+        plan.calls += [(cfg.lay, cfg.length, k, k) for k in chunks_of(len(todo), run.batch_size)]
     if len(have) < len(texts):
         plan.notes.append(f"{len(texts) - len(have)} texts are shorter than {cfg.length} tokens; skipped")
     return plan
@@ -145,13 +151,13 @@ def solutions(run: Run, rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
 def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> GeometrySummary:
     """Fit every (text, seed), then store distances, vector reports and the line/Bezier paths not yet stored."""
     lm, n = run.lm, cfg.length
-    if usable_lengths(lm, [n], cfg.layout)[1]:
+    if usable_lengths(lm, [n], cfg.lay)[1]:
         raise PrototokError(f"length {n} does not fit the model's context ({lm.max_positions}) with {cfg.layout}")
     have = [t for t in texts if n in t.tokens]
     if not have:
         raise PrototokError(f"no text has {n} tokens")
     for seed in cfg.seeds:
-        run.fit_texts([t.item(n, seed, cfg.layout) for t in have])
+        run.fit_texts([t.item(n, seed, cfg.layout) for t in have], cfg.lay)
     keep = {t.sample for t in have}
     rows = [r for r in run.rows(length=n, layout=cfg.layout, sharing="none") if r["sample"] in keep]
     rows = sorted((r for r in rows if r["seed"] in cfg.seeds), key=lambda r: (r["sample"], r["seed"]))
@@ -244,7 +250,7 @@ def run_geometry(run: Run, texts: list[Prefixes], cfg: GeometryConfig) -> Geomet
             point(e[i0], m[i0]),
             point(e[i1], m[i1]),
             points=cfg.points,
-            layout=cfg.layout,
+            layout=cfg.lay,
             steps=cfg.bezier_steps,
             lr=cfg.bezier_lr,
             seed=s0,

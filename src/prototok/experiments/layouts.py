@@ -6,8 +6,9 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 
-from ..layouts import LAYOUTS, get_layout
+from ..layouts import LAYOUTS, Layout, get_layout
 from .runner import THRESHOLD, Experiment, Plan, Run, chunks_of
 from .texts import Prefixes, usable_lengths
 
@@ -26,11 +27,16 @@ class LayoutsConfig:
             raise ValueError(f"LayoutsConfig.lengths must be positive integers, got {self.lengths}")
         if not self.seeds:
             raise ValueError("LayoutsConfig.seeds must name at least one seed")
-        object.__setattr__(self, "layouts", tuple(get_layout(x).name for x in self.layouts))
+        object.__setattr__(self, "layouts", tuple(lay.name for lay in self.lays))  # resolved now, once: names as stored
+
+    @cached_property
+    def lays(self) -> tuple[Layout, ...]:
+        """The layouts themselves (`layouts` are their names, as stored), resolved once."""
+        return tuple(get_layout(x) for x in self.layouts)
 
 
-def _layout_items(run: Run, texts: list[Prefixes], cfg: LayoutsConfig, layout: str, n: int) -> list:
-    return [t.item(n, seed, layout) for seed in cfg.seeds for t in texts if n in t.tokens]
+def _layout_items(run: Run, texts: list[Prefixes], cfg: LayoutsConfig, lay: Layout, n: int) -> list:
+    return [t.item(n, seed, lay.name) for seed in cfg.seeds for t in texts if n in t.tokens]
 
 
 def plan_layouts(run: Run, texts: list[Prefixes], cfg: LayoutsConfig) -> Plan:
@@ -38,29 +44,29 @@ def plan_layouts(run: Run, texts: list[Prefixes], cfg: LayoutsConfig) -> Plan:
         f"layouts (Table 1): {len(texts)} samples x {len(cfg.lengths)} lengths x {len(cfg.seeds)} seeds "
         f"x {len(cfg.layouts)} layouts, recipe {run.recipe_key}"
     )
-    for layout in cfg.layouts:
-        lengths, dropped = usable_lengths(run.lm, cfg.lengths, layout)
+    for lay in cfg.lays:
+        lengths, dropped = usable_lengths(run.lm, cfg.lengths, lay)
         if dropped:
-            plan.notes.append(f"{layout}: lengths {dropped} do not fit the model's context ({run.lm.max_positions})")
+            plan.notes.append(f"{lay.name}: lengths {dropped} do not fit the model's context ({run.lm.max_positions})")
         for n in lengths:
-            items = _layout_items(run, texts, cfg, layout, n)
+            items = _layout_items(run, texts, cfg, lay, n)
             todo = run.todo(items)
             plan.done += len(items) - len(todo)
             for seed in cfg.seeds:
                 k = sum(it.seed == seed for it in todo)
-                plan.calls += [(layout, n, c, c) for c in chunks_of(k, run.batch_size)]
+                plan.calls += [(lay, n, c, c) for c in chunks_of(k, run.batch_size)]
     return plan
 
 
 def run_layouts(run: Run, texts: list[Prefixes], cfg: LayoutsConfig) -> dict:
     """Fit every (layout, length, seed, sample); returns layout_table() of the stored rows."""
-    for layout in cfg.layouts:
-        lengths, _ = usable_lengths(run.lm, cfg.lengths, layout)
+    for lay in cfg.lays:
+        lengths, _ = usable_lengths(run.lm, cfg.lengths, lay)
         for n in lengths:
             for seed in cfg.seeds:
-                run.fit_texts([t.item(n, seed, layout) for t in texts if n in t.tokens])
+                run.fit_texts([t.item(n, seed, lay.name) for t in texts if n in t.tokens], lay)
             if cfg.stop_on_fail:
-                rows = run.rows(length=n, layout=layout, sharing="none")
+                rows = run.rows(length=n, layout=lay.name, sharing="none")
                 if rows and not any(r["accuracy"] >= THRESHOLD for r in rows):
                     break
     keep = {t.sample for t in texts}

@@ -28,6 +28,7 @@ import torch
 from ..distributed import Dist, shard
 from ..errors import PrototokError
 from ..fit import FitProgress
+from ..layouts import Layout
 from ..methods import Method, to_proto
 from ..models import DEFAULT_MODEL, LoadedModel
 from ..store import KEY, Row, Store
@@ -115,22 +116,23 @@ class Run:
             experiment=self.experiment, model=self.model, source=self.source, recipe=self.recipe_key, **where
         )
 
-    def fit_texts(self, items: list[Item], warm: Callable[[Item], tuple | None] | None = None) -> None:
-        """Per-text vectors: chunks of batch_size, each committed as soon as it is fitted.
+    def fit_texts(self, items: list[Item], lay: Layout, warm: Callable[[Item], tuple | None] | None = None) -> None:
+        """Per-text vectors under layout `lay` (the items' `layout` is the name their rows carry): chunks of
+        batch_size, each committed as soon as it is fitted.
 
         Every text draws from its own stream, seeded by its key's (seed, sample) (init_ids), so a row's
         vectors depend on its key only, not on which chunk, rerun or rank it landed in. warm(item) gives an
         (e, m) to start an item from instead (None: it draws), e.g. its solution at a shorter length.
         """
         todo = self.mine(items)
-        for lay_name, seed in dict.fromkeys((it.layout, it.seed) for it in todo):
-            group = [it for it in todo if (it.layout, it.seed) == (lay_name, seed)]
+        for seed in dict.fromkeys(it.seed for it in todo):
+            group = [it for it in todo if it.seed == seed]
             for i in range(0, len(group), self.batch_size):
                 chunk = group[i : i + self.batch_size]
                 results = self.method.fit(
                     self.lm,
                     [it.tokens for it in chunk],
-                    layout=lay_name,
+                    layout=lay,
                     seed=seed,
                     batch_size=self.batch_size,
                     progress=self.on_step,
@@ -139,8 +141,8 @@ class Run:
                 )
                 self._commit(chunk, results, "none", min(self.batch_size, len(chunk)))
 
-    def fit_group(self, items: list[Item], share: str, seed: int) -> None:
-        """One group sharing e or m: fitted jointly, committed together (a group is all or nothing).
+    def fit_group(self, items: list[Item], lay: Layout, share: str, seed: int) -> None:
+        """One group sharing e or m under layout `lay`: fitted jointly, committed together (all or nothing).
 
         Over several ranks, a group of at least `world` texts is split over all of them (its shared gradient
         all-reduced; each rank commits its own texts); a smaller one is fitted whole by the rank whose turn it is.
@@ -159,7 +161,7 @@ class Run:
         results = self.method.fit(
             self.lm,
             [it.tokens for it in items],
-            layout=items[0].layout,
+            layout=lay,
             seed=seed,
             share=share,
             progress=self.on_step,
@@ -236,7 +238,7 @@ class Plan:
     """What a command would fit: one entry per fit call shape, for --dry-run."""
 
     title: str
-    calls: list[tuple[str, int, int, int]] = field(default_factory=list)  # (layout, length, texts, batch) per call
+    calls: list[tuple[Layout, int, int, int]] = field(default_factory=list)  # (layout, length, texts, batch) per call
     done: int = 0  # texts already in the store
     notes: list[str] = field(default_factory=list)
 
@@ -303,7 +305,7 @@ def chunks_of(n: int, size: int) -> list[int]:
 class Setup:
     """What every experiment command takes besides its own config: model, data, database, batching."""
 
-    data: tuple[str, ...]  # data specs (prototok.data): wiki, austen, random, PATH, hf:NAME, generated:SOURCE
+    data: tuple[str, ...]  # data specs (prototok.sources): wiki, austen, random, PATH, hf:NAME, generated:SOURCE
     model: str = DEFAULT_MODEL
     device: str | None = None
     db: str = DEFAULT_DB  # SQLite results; proto-token files go beside it in <stem>.protos/
@@ -336,8 +338,11 @@ class Experiment:
     run: Callable[[Run, list[Prefixes], object], object]
     render: Callable[[object], str]
     lengths: Callable[[object], list[int]]  # the prefix lengths the config needs cut from each sample
-    load: Loader | None = None  # (spec, lm, setup, config) -> (source key, samples); default: prototok.data
+    load: Loader | None = None  # (spec, lm, setup, config) -> (source key, samples); default: prototok.sources
     warm_starts: bool = False  # whether it can start a text from a shorter prefix's solution (method.warm)
+    # the vector its fits share ("none", "m" or "e"; several kinds: any one, all refuse the same methods), which
+    # run_experiment checks the method can fit before any work (Method.check_share)
+    share: Callable[[object], str] = lambda config: "none"
 
 
 Bar = Callable[[int, str], tuple[Callable[[FitProgress], None], Callable[[list[Row]], None], Callable[[], None]]]
@@ -362,6 +367,7 @@ def run_experiment(
         raise PrototokError(
             f"experiment {experiment.name} fits every text cold: warm start '{method.warm}' is for capacity"
         )
+    method.check_share(experiment.share(config))  # once, before any loading; the fits below trust it
     from ..distributed import RankStore, merge_rank_stores
     from ..distributed import setup as dist_setup
     from ..models import load_model

@@ -10,9 +10,10 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..fit import init_id
-from ..layouts import DEFAULT_LAYOUT, get_layout
+from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
 from .runner import Experiment, Plan, Run
 from .texts import Prefixes, usable_lengths
 
@@ -30,7 +31,7 @@ class SharingConfig:
     groups: tuple[int, ...] = GROUPS  # texts per group sharing one vector
     shared: tuple[str, ...] = SHARED  # which vector the group shares
     seeds: tuple[int, ...] = (0,)
-    layout: str = DEFAULT_LAYOUT
+    layout: str = DEFAULT_LAYOUT  # by name, as the rows carry it
 
     def __post_init__(self) -> None:
         if not self.lengths or min(self.lengths) < 1:
@@ -41,7 +42,12 @@ class SharingConfig:
             raise ValueError(f"SharingConfig.shared must be among {SHARED}, got {self.shared}")
         if not self.seeds:
             raise ValueError("SharingConfig.seeds must name at least one seed")
-        get_layout(self.layout)
+        _ = self.lay  # resolved now, once: an unknown name is a ValueError naming the legal layouts
+
+    @cached_property
+    def lay(self) -> Layout:
+        """The layout itself (`layout` is its name, as stored), resolved once."""
+        return get_layout(self.layout)
 
 
 def _groups(texts: list[Prefixes], n: int, size: int) -> list[list[Prefixes]]:
@@ -54,7 +60,7 @@ def plan_sharing(run: Run, texts: list[Prefixes], cfg: SharingConfig) -> Plan:
         f"sharing (Table 2): {len(texts)} samples x {len(cfg.lengths)} lengths x {len(cfg.seeds)} seeds x "
         f"groups {list(cfg.groups)} sharing {'/'.join(cfg.shared)}, recipe {run.recipe_key}"
     )
-    lengths, dropped = usable_lengths(run.lm, cfg.lengths, cfg.layout)
+    lengths, dropped = usable_lengths(run.lm, cfg.lengths, cfg.lay)
     if dropped:
         plan.notes.append(f"lengths {dropped} do not fit the model's context ({run.lm.max_positions})")
     for n in lengths:
@@ -69,15 +75,15 @@ def plan_sharing(run: Run, texts: list[Prefixes], cfg: SharingConfig) -> Plan:
                         todo = run.todo(items)
                         plan.done += len(items) - len(todo)
                         if todo:
-                            plan.calls.append((cfg.layout, n, len(items), len(items)))
-    if "e" in cfg.shared and get_layout(cfg.layout).first_target == 0:
+                            plan.calls.append((cfg.lay, n, len(items), len(items)))
+    if "e" in cfg.shared and cfg.lay.first_target == 0:
         plan.notes.append(SHARED_E_NOTE)
     return plan
 
 
 def run_sharing(run: Run, texts: list[Prefixes], cfg: SharingConfig) -> dict:
     """Fit every group (texts in sample order, cut into consecutive groups of G); returns sharing_table()."""
-    lengths, _ = usable_lengths(run.lm, cfg.lengths, cfg.layout)
+    lengths, _ = usable_lengths(run.lm, cfg.lengths, cfg.lay)
     for n in lengths:
         for kind in cfg.shared:
             for size in cfg.groups:
@@ -85,7 +91,7 @@ def run_sharing(run: Run, texts: list[Prefixes], cfg: SharingConfig) -> dict:
                     for gi, g in enumerate(_groups(texts, n, size)):
                         items = [t.item(n, seed, cfg.layout, f"{kind}/{size}") for t in g]
                         # a group's own init stream: seed and group index (fit() draws shared, then own vectors)
-                        run.fit_group(items, kind, init_id(seed, gi))
+                        run.fit_group(items, cfg.lay, kind, init_id(seed, gi))
     keep = {t.sample for t in texts}
     rows = [
         r
@@ -125,5 +131,10 @@ def render_sharing(table: dict) -> str:
 
 
 EXPERIMENT = Experiment(
-    "sharing", plan_sharing, run_sharing, lambda table: render_sharing(table), lambda cfg: list(cfg.lengths)
+    "sharing",
+    plan_sharing,
+    run_sharing,
+    lambda table: render_sharing(table),
+    lambda cfg: list(cfg.lengths),
+    share=lambda cfg: cfg.shared[0],
 )

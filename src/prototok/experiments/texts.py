@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from ..baselines.cramming import added_bos
-from ..layouts import get_layout
+from ..errors import PrototokError
+from ..layouts import Layout
 from ..models import LoadedModel
+from ..tokens import added_bos, tokenize
 
 # Default shortest sample for the experiments: ~6 characters per token for the capacity grid's longest length
 # (1448 tokens), so every sample serves every length.
@@ -113,17 +115,45 @@ class Prefixes:
 def load(
     spec: str, n: int, lm: LoadedModel, *, data_seed: int = 0, min_chars: int = EXPERIMENT_MIN_CHARS
 ) -> tuple[str, list]:
-    """(source key, samples) via prototok.data."""
-    from ..data import load_samples
+    """(source key, samples) via prototok.sources."""
+    from ..sources import load_samples
 
     samples = load_samples(spec, n, seed=data_seed, min_chars=min_chars, lm=lm)
     return source_key(samples, data_seed, min_chars), samples
 
 
+def exact_length_texts(
+    lm: LoadedModel,
+    n_tokens: int,
+    count: int,
+    spec: str | None = None,
+    *,
+    data_seed: int = 0,
+    min_chars: int = 2000,
+    extra: Sequence[str] = (),
+) -> list[list[int]]:
+    """count token lists of exactly n_tokens, for measurements that compare settings on the same texts: the
+    first n_tokens tokens of each of 3 x count samples of `spec` (of min_chars characters or more) long enough,
+    in order, then of the `extra` texts. Raises PrototokError when fewer than count are long enough."""
+    pool: list[str] = []
+    if spec:
+        from ..sources import load_samples
+
+        pool = [s.text for s in load_samples(spec, count * 3, seed=data_seed, min_chars=min_chars, lm=lm)]
+    out = []
+    for text in [*pool, *extra]:
+        ids = tokenize(lm.tokenizer, text)
+        if len(ids) >= n_tokens:
+            out.append(ids[:n_tokens])
+        if len(out) == count:
+            return out
+    raise PrototokError(f"only {len(out)} texts of >= {n_tokens} tokens in {spec or 'the given texts'}")
+
+
 def prefixes(lm: LoadedModel, samples: list, lengths: list[int], *, h_lm: bool = True) -> list[Prefixes]:
     """Every sample's prefixes at the grid lengths (a sample too short for a length lacks it); h_lm=False
     skips the one forward pass per sample that H_LM takes (a dry run)."""
-    from ..data import truncate
+    from ..sources import truncate
 
     out = []
     for i, s in enumerate(samples):
@@ -142,8 +172,7 @@ def prefixes(lm: LoadedModel, samples: list, lengths: list[int], *, h_lm: bool =
     return out
 
 
-def usable_lengths(lm: LoadedModel, lengths, layout: str) -> tuple[list[int], list[int]]:
-    """(lengths whose input fits the model's context, those that do not)."""
-    lay = get_layout(layout)
+def usable_lengths(lm: LoadedModel, lengths, lay: Layout) -> tuple[list[int], list[int]]:
+    """(lengths whose input under layout `lay` fits the model's context, those that do not)."""
     ok = [n for n in sorted(set(lengths)) if lay.length(n) <= lm.max_positions]
     return ok, [n for n in sorted(set(lengths)) if n not in ok]

@@ -11,11 +11,8 @@ Models match by id, robustly: the last part of a hub id or local path, lower-cas
 dropped, so "meta-llama/Meta-Llama-3.1-8B", "meta-llama/Llama-3.1-8B", "EleutherAI/pythia-160m" and
 "/models/pythia-160m/" all find their model; a variant (e.g. "pythia-160m-deduped", "-instruct") does not.
 
-Only numbers checked against the paper's text belong in PAPER. None could be checked when this table was
-written (the stored copies of arXiv 2505.21189 reachable here show its abstract, not Table 3), so PAPER is
-empty and the report prints "-". Quoted in this project's issues but NOT verified, and therefore left out:
-capacity of Pythia-160M 128, Llama-3.2-1B 362, Llama-3.1-8B 724 tokens (issue 3); Llama-3.1-8B on PG-19,
-724 tokens at H_LM 1659.8 nats (issue 12). Add a Reference here once read off the paper (v2, Table 3).
+Only numbers checked against the paper's text belong in PAPER; until its Table 3 is entered here, PAPER is
+empty and the report prints "-".
 """
 
 from __future__ import annotations

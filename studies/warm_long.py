@@ -3,10 +3,11 @@
 Reads the (e, m) that a warm capacity walk (`prototok capacity --warm prefix`) stored for each sample at
 --from-length, and fits the same samples at --length from them, once per recipe, one text at a time (batch 1:
 the time a text costs alone). One JSON line per (recipe, sample): accuracy, evaluations, seconds. This is how
-the warm-start stall rule of `fast-lbfgs` is checked at N=128 (README, Long texts).
+the warm-start stall rule of `fast-lbfgs` is checked at N=128, and how a near-solution is refitted at its own
+length (--from-length = --length) under another recipe, e.g. a focal loss.
 
-    python bench/warm_long.py --db results/issue16.db --data wiki --samples 0 1 --from-length 90 --length 128 \
-        fast-lbfgs fast-lbfgs:stall_after=0
+    python studies/warm_long.py --db results/capacity_walks.db --data wiki --samples 0 1 --from-length 90 \
+        --length 128 --cap 1500 --out studies/results/warm_long128_cpu.jsonl fast-lbfgs:stall_after=0 fast-lbfgs
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import argparse
 import json
 import time
 
-from fit_speed import write_rows
 from prototok.experiments.texts import load, prefixes
+from prototok.files import write_json_lines
 from prototok.fit import fit
 from prototok.models import load_model
 from prototok.recipes import parse_recipe
@@ -26,7 +27,7 @@ from prototok.store import Store
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("recipes", nargs="+", help="NAME or NAME:field=value,...")
-    ap.add_argument("--db", required=True)
+    ap.add_argument("--db", default="results/capacity_walks.db")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--data", default="wiki")
     ap.add_argument("--data-seed", type=int, default=23)
@@ -40,7 +41,7 @@ def main() -> None:
         "--e-norm",
         type=float,
         default=None,
-        help="rescale each stored e to this L2 norm first (README, Long texts: long warm chains grow e)",
+        help="rescale each stored e to this L2 norm first (long warm chains grow e)",
     )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -76,7 +77,7 @@ def main() -> None:
             print(json.dumps(line), flush=True)
             out.append(line)
     if args.out:
-        write_rows(args.out, out)
+        write_json_lines(args.out, out)
 
 
 if __name__ == "__main__":

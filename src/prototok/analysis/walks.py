@@ -1,39 +1,44 @@
-"""Warm against cold capacity walks from one results db, as the README's issue-16 tables: per source and length,
-each text's evaluations (cold, warm), the warm accuracy, the work of each walk so far and their ratio, and the
-warm walk's fit minutes so far per text. Work so far sums only the texts both walks fitted at every length up to
-there, so the ratio compares the same texts. --goal N adds, per text of the warm walk, whether it reconstructs N
-tokens exactly and what its whole walk up to N cost (issue 16's goal 2: 128 tokens within 30 minutes of fitting).
---norms adds the L2 norm of each stored e of the warm walk: long warm chains carry a large e that extended worse
-(README, goal 2 under `fast-lbfgs-hold`; a correlate there, not the cause).
+"""Warm against cold capacity walks, as markdown tables from the rows of one results store.
 
-    python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs(max_steps=1000)"
-    python bench/walk_tables.py --db results/issue16.db --recipe "fast-lbfgs-keep(max_steps=1500)" \
-        --cold "fast-lbfgs(max_steps=1000)" --goal 128 --norms
+A capacity walk (`prototok capacity`) fits each text at every grid length; a warm walk (`--warm prefix`, rows
+keyed RECIPE+prefix-warm) starts each length from the text's own solution one grid length shorter, a cold walk
+draws afresh. These tables put the two side by side per source and length: each text's evaluations, the warm
+accuracy, the work of each walk so far and their ratio (over the texts both walks fitted at every length up to
+there, so the ratio compares the same texts), and the warm walk's fit minutes so far. `summary_at` adds, per text
+of the warm walk, whether it reconstructs N tokens exactly and what its whole walk up to N cost; `norms` lists
+the L2 norm of each stored e (long warm chains carry a large e).
+
+Rows are the store's dicts (`Store.rows`): the fields read are sample, length, accuracy, evals and fit_seconds.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 from collections.abc import Callable
 
-from prototok.store import Store
+from ..store import Store
+
+WARM_SUFFIX = "+prefix-warm"  # what a warm walk's rows add to their recipe key (methods.OnePass.key)
+
+Walk = dict[int, dict[int, dict]]  # length -> sample -> row
 
 
-def walk(rows: list[dict]) -> dict[int, dict[int, dict]]:
+def walk(rows: list[dict]) -> Walk:
     """length -> sample -> row."""
-    out: dict[int, dict[int, dict]] = defaultdict(dict)
+    out: Walk = defaultdict(dict)
     for r in rows:
         out[r["length"]][r["sample"]] = r
     return out
 
 
-def texts(warm: dict) -> list[int]:
+def texts(warm: Walk) -> list[int]:
     """The samples a walk fitted at any length."""
     return sorted({s for rows in warm.values() for s in rows})
 
 
-def table(source: str, cold: dict, warm: dict) -> str:
+def table(source: str, cold: Walk, warm: Walk) -> str:
+    """Per length: both walks' evaluations per text, the warm accuracy, the work so far and its ratio, and the
+    warm walk's cumulative fit minutes per text."""
     lines = [
         f"{source} (evaluations per text, in sample order; fit minutes per text, cumulative):",
         "",
@@ -68,8 +73,9 @@ def table(source: str, cold: dict, warm: dict) -> str:
     return "\n".join(lines)
 
 
-def goal(source: str, warm: dict, n: int) -> str:
-    """Per text: exact at n or not, and its walk's evaluations and fit minutes summed over every length up to n."""
+def summary_at(source: str, warm: Walk, n: int) -> str:
+    """Per text: exact at n or not, and its walk's evaluations and fit minutes summed over every length up to n.
+    Exact means every token right (accuracy 1.0), stricter than the capacity threshold."""
     lines = [
         f"{source}, {n} tokens (the whole warm walk up to {n}, per text):",
         "",
@@ -93,8 +99,8 @@ def goal(source: str, warm: dict, n: int) -> str:
     return "\n".join(lines)
 
 
-def norms(source: str, warm: dict, e_norm: Callable[[dict], float]) -> str:
-    """Per length, each text's |e| as stored by the warm walk, beside its accuracy."""
+def norms(source: str, warm: Walk, e_norm: Callable[[dict], float]) -> str:
+    """Per length, each text's |e| as stored by the warm walk (e_norm reads it from a row), beside its accuracy."""
     samples = texts(warm)
     lines = [
         f"{source}: |e| of each stored solution (accuracy), per text in sample order:",
@@ -108,29 +114,23 @@ def norms(source: str, warm: dict, e_norm: Callable[[dict], float]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", required=True)
-    ap.add_argument("--recipe", default="fast-lbfgs(max_steps=1000)", help="the warm walk's recipe key (+prefix-warm)")
-    ap.add_argument("--cold", default=None, help="the cold walk's recipe key (default: --recipe)")
-    ap.add_argument("--goal", type=int, default=None, help="also a per-text summary of the warm walk up to this length")
-    ap.add_argument("--norms", action="store_true", help="also |e| of every stored solution of the warm walk")
-    args = ap.parse_args()
-    store = Store(args.db, readonly=True)
-    cold_key = args.cold or args.recipe
-    keys = {cold_key, args.recipe + "+prefix-warm"}
-    rows = [r for r in store.rows(experiment="capacity", sharing="none") if r["recipe"] in keys]
+def walk_tables(
+    store: Store, recipe: str, cold: str | None = None, *, at: int | None = None, with_norms: bool = False
+) -> list[str]:
+    """Every table for one store, per source in name order: `table`, then `summary_at(at)` and `norms` of the
+    warm walk when asked for. recipe: the walks' recipe key (the warm rows' is recipe + WARM_SUFFIX); cold: the
+    cold walk's recipe key (default: recipe)."""
+    cold_key, warm_key = cold or recipe, recipe + WARM_SUFFIX
+    rows = [r for r in store.rows(experiment="capacity", sharing="none") if r["recipe"] in {cold_key, warm_key}]
     files: dict = {}  # a batch's texts share one proto-token file: read it once
+    out = []
     for source in sorted({r["source"] for r in rows}):
         mine = [r for r in rows if r["source"] == source]
-        cold = walk([r for r in mine if r["recipe"] == cold_key])
-        warm = walk([r for r in mine if r["recipe"] == args.recipe + "+prefix-warm"])
-        print(table(source, cold, warm) + "\n")
-        if args.goal and warm:
-            print(goal(source, warm, args.goal) + "\n")
-        if args.norms and warm:
-            print(norms(source, warm, lambda r: float(store.solution(r, files)[0].norm())) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+        cold_walk = walk([r for r in mine if r["recipe"] == cold_key])
+        warm_walk = walk([r for r in mine if r["recipe"] == warm_key])
+        out.append(table(source, cold_walk, warm_walk))
+        if at and warm_walk:
+            out.append(summary_at(source, warm_walk, at))
+        if with_norms and warm_walk:
+            out.append(norms(source, warm_walk, lambda r: float(store.solution(r, files)[0].norm())))
+    return out

@@ -2,9 +2,11 @@
 
 Fits the first `--start` tokens of each text cold, then walks the given lengths, every recipe starting each length
 from its own solution of the previous one. One JSON line per (recipe, length): evaluations and accuracy per text.
-This is how fast-lbfgs's warm rule (L-BFGS from the first step) was chosen (README, Long texts).
+This is how fast-lbfgs's warm rule (L-BFGS from the first step) was chosen. (`prototok capacity --warm prefix`
+walks lengths too, but cold-fits the first length with each recipe and stops at the first length no text
+reconstructs; here every recipe starts from the same cold fit and walks every length given.)
 
-    python bench/warm_probe.py --texts 2 --data-seed 7 --start 22 --lengths 32 45 fast-lbfgs fast-lbfgs:lbfgs_after=0
+    python studies/warm_probe.py --texts 2 --data-seed 7 --start 22 --lengths 32 45 fast-lbfgs fast-lbfgs:lbfgs_after=0
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import json
 import time
 
-from fit_speed import texts_for
+from prototok.experiments.texts import exact_length_texts
 from prototok.fit import fit
 from prototok.models import load_model
 from prototok.recipes import parse_recipe
@@ -31,7 +33,7 @@ def main() -> None:
     ap.add_argument("--cap", type=int, default=600)
     args = ap.parse_args()
     lm = load_model(args.model, "cpu")
-    toks = texts_for(lm, max(args.lengths), args.texts, args.data, args.data_seed)
+    toks = exact_length_texts(lm, max(args.lengths), args.texts, args.data, data_seed=args.data_seed)
     start = fit(lm, [t[: args.start] for t in toks], recipe=parse_recipe("fast-lbfgs", max_steps=args.cap), seed=0)
     print(json.dumps({"recipe": "fast-lbfgs (cold)", "n_tokens": args.start, "evals": [r.steps_run for r in start]}))
     for spec in args.recipes:

@@ -9,9 +9,11 @@ import types
 
 import pytest
 
-from prototok import data
-from prototok.data import Sample, load_samples, sentence_starts, truncate
 from prototok.errors import PrototokError
+from prototok.sources import Documents, Sample, load_samples, truncate
+from prototok.sources.corpora import from_austen, from_wiki
+from prototok.sources.random_words import english_words
+from prototok.sources.windows import cut, sentence_starts
 
 from .conftest import WORDS, tiny_tokenizer
 
@@ -32,10 +34,10 @@ def check_provenance(sample: Sample, docs: dict[str, str]) -> None:
     assert doc[sample.offset - 2 : sample.offset].isspace() or doc[sample.offset - 1] == " "
 
 
-def corpus(name: str) -> data.Documents:
+def corpus(name: str) -> Documents:
     """An offline corpus, skipped only outside CI when its package/deb cannot be installed here."""
     try:
-        return {"wiki": data.from_wiki, "austen": data.from_austen}[name]()
+        return {"wiki": from_wiki, "austen": from_austen}[name]()
     except PrototokError as err:
         if os.environ.get("CI"):
             raise
@@ -53,7 +55,7 @@ def test_sentence_starts_skip_abbreviations():
 
 def test_cut_windows_are_long_enough_and_disjoint():
     text = PARA * 20
-    windows = list(data.cut(text, 300))
+    windows = list(cut(text, 300))
     assert len(windows) > 3
     for (off, t), (nxt, _) in zip(windows, windows[1:], strict=False):
         assert len(t) >= 300 and text[off:].startswith(t) and off + len(t) <= nxt
@@ -213,7 +215,7 @@ def test_austen_is_prose_not_headings():
 
 def test_random_words():
     try:
-        words = set(data.english_words())
+        words = set(english_words())
     except PrototokError as err:
         if os.environ.get("CI"):
             raise

@@ -5,7 +5,8 @@ position is the attention sink). This asks whether that is the model or the meth
 fits N=1 texts (only e, output 0: the paper's Table 1 N=1 column) and N-token prefixes, and reports how often
 output 0 ends right against the other positions. One JSON line per (model, recipe, length).
 
-    python bench/first_position.py --models smollm2-135m gemma3-270m --lengths 1 8 paper fast-e50
+    python studies/first_position.py --models smollm2-135m --lengths 1 8 --texts 8 --cap 500 \
+        --out studies/results/first_position_cpu.jsonl paper fast-e50   # gemma3-270m: first_position_gemma_cpu
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import json
 import statistics
 import time
 
-from fit_speed import texts_for, write_rows
+import torch
+
+from prototok.experiments.texts import exact_length_texts
+from prototok.files import write_json_lines
 from prototok.fit import fit
+from prototok.layouts import get_layout
 from prototok.models import load_model
 from prototok.onepass import decode_vectors
 from prototok.recipes import parse_recipe
@@ -39,13 +44,14 @@ def main() -> None:
         lm = load_model(name, "cpu")
         for n in args.lengths:
             # N=1: the first token of each text is mostly "The"; take token k of text k for variety
-            pool = texts_for(lm, max(n, args.texts), args.texts, args.data, args.data_seed)
+            pool = exact_length_texts(lm, max(n, args.texts), args.texts, args.data, data_seed=args.data_seed)
             toks = [t[i : i + 1] for i, t in enumerate(pool)] if n == 1 else [t[:n] for t in pool]
             for spec, rec in recipes:
                 t0 = time.perf_counter()
                 res = fit(lm, toks, recipe=rec, seed=0, batch_size=len(toks))
                 res.sort(key=lambda r: r.index)
-                out = decode_vectors(lm, *_stack(res), "e m^(N-1)", [len(t) for t in toks])
+                e, m = torch.stack([r.e for r in res]), torch.stack([r.m for r in res])
+                out = decode_vectors(lm, e, m, get_layout("e m^(N-1)"), [len(t) for t in toks])
                 first = [o[0] == t[0] for o, t in zip(out, toks)]
                 rest = [a == b for o, t in zip(out, toks) for a, b in zip(o[1:], t[1:])]
                 solved = [r.steps_run for r in res if r.solved]
@@ -64,13 +70,7 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         if args.out:
-            write_rows(args.out, rows)
-
-
-def _stack(res):
-    import torch
-
-    return torch.stack([r.e for r in res]), torch.stack([r.m for r in res])
+            write_json_lines(args.out, rows)
 
 
 if __name__ == "__main__":
