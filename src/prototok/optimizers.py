@@ -6,7 +6,7 @@ its own state, so a text's result does not depend on which texts share its batch
 - RowAdamW: torch.optim.AdamW's update with a step count per row (the paper's optimiser).
 - RowLBFGS: limited-memory BFGS with a backtracking (Armijo) line search, one evaluation per step. A text has
   only 2 x d numbers (1152 on SmolLM2-135M), small enough for a quasi-Newton method, which takes far fewer
-  evaluations than Adam's small steps on this problem (README, Recipes). Each step evaluates every row at its
+  evaluations than Adam's small steps on this problem (docs/findings/recipes.md). Each step evaluates every row at its
   trial point; a row whose trial lowered its loss enough accepts it (and updates its curvature history), any
   other backtracks, so every row costs exactly one evaluation per step and the batch stays in lock-step.
 - RowHybrid: AdamW for a row's first `lbfgs_after` steps, L-BFGS after (Adam leaves the flat start, where
@@ -205,7 +205,7 @@ class RowHybrid:
 
     def reset(self, row: int, warm: bool = False) -> None:
         """warm: the row starts from a given point (a shorter prefix's solution), already near a basin, so it
-        goes straight to L-BFGS; AdamW's steps would only knock it out (README, Long texts)."""
+        goes straight to L-BFGS; AdamW's steps would only knock it out (docs/findings/long-texts.md)."""
         self.adam.reset(row)
         self.lbfgs.reset(row)
         self.count[row] = self.after if warm else 0

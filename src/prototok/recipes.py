@@ -37,8 +37,8 @@ class Recipe:
     # away. 0: always redraw, as a random draw is.
     warm_redraw_evals: int = 0
     # the same budget for every draw, warm or random: a draw that stalls late is kept and refined, since a fresh
-    # one could not finish in what is left (README, Long texts: a 90-token random draw at 0.944 was redrawn with
-    # under 600 evaluations left). 0: no budget rule for random draws.
+    # one could not finish in what is left (docs/findings/long-texts.md: a 90-token random draw at 0.944 was
+    # redrawn with under 600 evaluations left). 0: no budget rule for random draws.
     redraw_evals: int = 0
     optimizer: str = "adamw"  # "lbfgs": per-row L-BFGS with a backtracking line search (optimizers.RowLBFGS)
     lbfgs_after: int = 0  # with "lbfgs": AdamW (lr, betas, ...) for a text's first steps, L-BFGS after
@@ -97,13 +97,13 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "paper": Recipe(notes="arXiv 2505.21189: AdamW lr 1e-2 betas (0.9, 0.9) wd 0.01, N(0,1) init, 5000 steps"),
-    # Measured on SmolLM2-135M (README, Performance): the first output depends on e alone and sits in the
+    # Measured on SmolLM2-135M (docs/findings/recipes.md): the first output depends on e alone and sits in the
     # attention sink, where a unit-scale e cannot move it; a 20x larger e (init and step) escapes it.
     "fast": Recipe(name="fast", lr=0.05, e_scale=20.0, notes="paper's AdamW, lr 5e-2, e at 20x m's scale"),
-    # README, Recipes: against `fast` on the same wiki prefixes, 50x left fewer texts stuck at low accuracy
+    # docs/findings/recipes.md: against `fast` on the same wiki prefixes, 50x left fewer texts stuck at low accuracy
     # (solved 6/6 vs 5/6 at N=8, 6/6 vs 4/6 at N=16, 1/4 vs 0/4 at N=32 within 300/300/500 steps).
     "fast-e50": Recipe(name="fast-e50", lr=0.05, e_scale=50.0, notes="paper's AdamW, lr 5e-2, e at 50x m's scale"),
-    # README, Long texts: on wiki prefixes (data seed 7, cap 600 evaluations, N=32) 50 AdamW steps then
+    # docs/findings/long-texts.md: on wiki prefixes (data seed 7, cap 600 evaluations, N=32) 50 AdamW steps then
     # per-text L-BFGS solved as many texts as fast-e50 in 0.29x the evaluations (2/4 vs 0/4 at N=64); one text
     # stayed stuck from its first draw under every optimiser until a redraw after 60 steps without a rise in
     # accuracy solved it (4/4). AdamW first: from a random start L-BFGS alone stalled (1/4 at N=32).
@@ -165,7 +165,8 @@ def default_recipe(share: str = "none") -> str:
 
 RECIPE_HELP = (
     f"NAME ({', '.join(RECIPES)}) or NAME:FIELD=VALUE,... to change fields of it, e.g. fast-e50:e_scale=30,"
-    f"schedule=cosine (README, Recipes)  [default: {DEFAULT_RECIPE}; {SHARED_RECIPE} where texts share a vector]"
+    "schedule=cosine (README, Recipes)"
+    f"  [default: {DEFAULT_RECIPE}; {SHARED_RECIPE} where texts share a vector]"
 )
 
 

@@ -17,7 +17,7 @@ Two methods, each under its own name, key and file layout, so their rows never m
 
 Both keep train.py's optimiser and stop rule: AdamW lr 1e-2, betas (0.9, 0.9), weight decay 0.01, init randn *
 std(input embedding table), 5000 steps, stop at accuracy 1.0 or after 2000 steps without a better accuracy.
-Deliberate differences (README, "Fidelity"): the kept vectors are the ones that scored best, not the ones after
+Deliberate differences (docs/fidelity.md): the kept vectors are the ones that scored best, not the ones after
 the following optimiser step (train.py reads `memory` after `opt.step()`; the best accuracy it reports is the
 same); texts are batched (right padding, padded targets ignored) with a step count per text, so a text's
 trajectory does not depend on its batch; each text's init is drawn from its own stream (seed, sample), not

@@ -4,7 +4,7 @@
 A Preset only fixes values: which experiment, its config, the sample count, the recipe (`paper`, exactly), the
 default data and the precision per model family. It fits nothing itself: the CLI builds a Setup from it and
 calls run_experiment, as every experiment command does. `describe` lists every fixed value (printed by the
-command and by --dry-run, and documented in the README's "Reproducing the paper").
+command and by --dry-run, and documented in the README's "Reproducing the papers").
 """
 
 from __future__ import annotations
