@@ -24,7 +24,7 @@ import torch
 
 from common import RunLog, out_option, ratio, timed
 from prototok.experiments.capacity import summarize
-from prototok.experiments.texts import tokens_sha256
+from prototok.experiments.texts import tokens_sha256, whole_short
 from prototok.methods import for_layout, judged_score
 from prototok.models import load_model, pick_device
 from prototok.protofile import ProtoTokens
@@ -76,7 +76,9 @@ def main() -> None:
         if not cap:
             print(f"{model} {source} {method} {recipe}: capacity 0, nothing to time")
             continue
-        at_cap = [r for r in rows if r["length"] == cap and judged_score(r) >= summary.threshold]
+        at_cap = [  # a text of the capacity's length: not a shorter one fitted whole at that grid length
+            r for r in rows if r["length"] == cap and judged_score(r) >= summary.threshold and not whole_short(r)
+        ]
         row = min(at_cap, key=lambda r: r["sample"])
         lm = models.get(model) or models.setdefault(model, load_model(model, args.device))
         proto = one_text(ProtoTokens.load(store.proto_file(row["proto_path"])), row["proto_index"])

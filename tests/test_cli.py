@@ -44,7 +44,7 @@ def test_encode_decode_round_trip(run, tiny_dir, tmp_path):
     assert d.exit_code == 0 and d.stdout.strip() == "the cat sat on the mat"
     assert "decoded with model" in d.stderr  # decode without --model says which model it loaded
     j = run("decode", out, "--json", "--reference", "the cat sat on the mat")
-    assert j.exit_code == 0 and json.loads(j.stdout)[0]["accuracy"] == 1.0
+    assert j.exit_code == 0 and json.loads(j.stdout)["texts"][0]["accuracy"] == 1.0
 
 
 def test_encode_from_file_and_stdin(run, tiny_dir, tmp_path):
@@ -70,7 +70,7 @@ def test_not_reconstructed_exits_1_and_still_writes(run, tiny_dir, tmp_path):
         (["   "], "empty text"),
         (["the " * 60], "longer than the model's context"),
         (["the cat", "--layout", "m e"], "unknown layout"),
-        (["the cat", "--init-scale", "inf", "--steps", "3"], "NaN"),
+        (["the cat", "--init-scale", "1e38", "--steps", "3"], "NaN"),  # finite, but the loss overflows
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_file(run, tiny_dir, tmp_path, args, message):
@@ -129,3 +129,36 @@ def test_every_option_of_every_command_is_documented_in_its_help(path, cmd):
             assert max(p.opts, key=len) in r.output and p.help.split()[0] in r.output
     short = cmd.get_short_help_str(limit=200)
     assert len(short) > 12 and not short.endswith("..."), f"{' '.join(path)}: summary {short!r}"
+
+
+def test_quiet_verbose_and_the_logger_lines(run, tiny_dir, tmp_path):
+    """The prototok logger on stderr as `prototok: ...`: info by default, -q warnings and errors only (and no
+    progress), -v debug too; the logger is as it was after each command."""
+    import logging
+
+    from .test_protofile import _with_unknown_key
+
+    log = logging.getLogger("prototok")
+    before = (log.level, list(log.handlers))
+    out = tmp_path / "p.safetensors"
+    fit = ["encode", "the cat sat", "--model", tiny_dir, "--recipe", "paper:lr=0.1,max_steps=300", "-o", out]
+    r = run(*fit)
+    assert r.exit_code == 0 and "prototok: encode: 1/1 texts" in r.stderr, r.stderr
+    assert (log.level, log.handlers) == before
+    r = run("-q", *fit)
+    assert r.exit_code == 0 and r.stderr == "" and "wrote" in r.stdout, r.stderr
+    r = run("--quiet", "decode", out)
+    assert r.exit_code == 0 and r.stdout.strip() == "the cat sat" and r.stderr == ""
+    r = run("-v", "decode", out)
+    assert r.exit_code == 0 and "prototok: decoded with model" in r.stderr
+    assert any(x.startswith("prototok: ") and "fingerprint" in x for x in r.stderr.splitlines()), r.stderr
+    from prototok.protofile import ProtoTokens
+
+    odd = _with_unknown_key(ProtoTokens.load(out), tmp_path / "odd.safetensors")
+    r = run("-q", "decode", odd)  # a warning still shows, once the decode worked
+    assert r.exit_code == 0 and r.stderr.splitlines() == [
+        "prototok: warning: " + f"{odd}: ignoring unknown metadata keys ['from_the_future']"
+    ], r.stderr
+    r = run("-q", "-v", "decode", out)
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert (log.level, log.handlers) == before

@@ -214,3 +214,40 @@ def test_snippets_and_training_texts(tiny, tmp_path):
     assert texts == ["the cat sat on the mat", "bird sang in morning sun", "the dog ran"]
     cut = snippets(tiny, texts, 2, 4, 3)
     assert sorted(len(ids(tiny, t)) for t in cut) == [2, 3, 4]
+
+
+def test_the_lm_reader_reads_hidden_states_and_scales_e(tiny):
+    """reader "lm": the frozen LM's own hidden states (causal: padding never changes a text's rows), layer-
+    normalised before the encoder; e_scale multiplies e (fast-e50's 50x), not m."""
+    lists = [ids(tiny, t) for t in ("the cat sat", "a dog ran to the park")]
+    feats, pad = token_batch(tiny, lists, "lm", -1)
+    want = tiny.model.base_model(input_ids=torch.tensor([lists[1]]), output_hidden_states=True).hidden_states[-1]
+    torch.testing.assert_close(feats[1], want[0], atol=1e-5, rtol=1e-5)
+    alone, _ = token_batch(tiny, lists[:1], "lm", 1)
+    torch.testing.assert_close(alone[0], token_batch(tiny, lists, "lm", 1)[0][0, :3], atol=1e-5, rtol=1e-5)
+    kw = dict(max_len=8, width=32, layers=1, heads=2, reader="lm")
+    torch.manual_seed(0)
+    one = ProtoEncoder(EncoderConfig.for_model(tiny, **kw)).eval()
+    torch.manual_seed(0)
+    fifty = ProtoEncoder(EncoderConfig.for_model(tiny, e_scale=50.0, **kw)).eval()
+    (e1, m1), (e50, m50) = one(feats, pad), fifty(feats, pad)
+    torch.testing.assert_close(e50, 50 * e1)
+    torch.testing.assert_close(m50, m1)
+    for bad in (dict(reader="tokens"), dict(e_scale=0.0), dict(e_scale=float("nan"))):
+        with pytest.raises(ValueError):
+            EncoderConfig.for_model(tiny, **{**kw, **bad})
+
+
+def test_an_lm_reader_encoder_trains_resumes_and_round_trips(tiny, tmp_path):
+    """Training lowers the loss on the batches it saw; a checkpoint stores the reader, loads and encodes."""
+    cfg = TrainConfig(steps=12, ckpt_every=6, log_every=6, reader="lm", e_scale=20.0, **SMALL)
+    res = train_encoder(cfg, TEXTS, tmp_path / "lm", lm=tiny, progress=False)
+    log = _log(tmp_path / "lm")
+    assert log[-1]["loss"] < log[0]["loss"]
+    enc = load_encoder(tmp_path / "lm", tiny)
+    assert enc.cfg.reader == "lm" and enc.cfg.e_scale == 20.0
+    for k, v in res.encoder.state_dict().items():
+        assert torch.equal(v, enc.state_dict()[k]), k
+    half = train_encoder(cfg, TEXTS, tmp_path / "half", lm=tiny, progress=False, stop_at=6)
+    again = train_encoder(cfg, TEXTS, tmp_path / "half", lm=tiny, progress=False, resume=True)
+    assert half.metrics["step"] == 6 and again.metrics["loss"] == res.metrics["loss"]

@@ -142,6 +142,43 @@ METADATA_EDITS = {
 }
 
 
+def _vectors(**tensors):
+    """Replace tensors by those computed from the file's own (checksums recomputed: the checks must refuse)."""
+
+    def edit(have, meta):
+        return have | {k: make(have) for k, make in tensors.items()}, meta
+
+    return edit
+
+
+def _hc_mem(first_tokens, lengths=None):
+    """The file as a cramming baseline file ("hc-mem": one [mem] vector a text, t_1 given, the tiny tokenizer
+    adding no BOS), with the given first tokens and lengths."""
+
+    def edit(have, meta):
+        fields = {"layout": "hc-mem", "extra": {"num_mem": 1, "first_tokens": first_tokens}}
+        if lengths is not None:
+            fields["lengths"] = lengths
+        return {"e": have["e"].unsqueeze(1), "m": torch.zeros(1, 0)}, meta | fields
+
+    return edit
+
+
+METADATA_EDITS.update(
+    {
+        "m with no dimension": _vectors(m=lambda t: torch.tensor(1.0)),
+        "m a single vector without its row axis": _vectors(m=lambda t: t["m"][0]),
+        "NaN in e": _vectors(e=lambda t: t["e"] * float("nan")),
+        "inf in m": _vectors(m=lambda t: t["m"] * float("inf")),
+        "hc-mem first token past the vocabulary": _hc_mem([10**6, 3]),
+        "hc-mem first token negative": _hc_mem([-1, 3]),
+        "hc-mem first token a string": _hc_mem(["cat", 3]),
+        "hc-mem text past the context with its mem": _hc_mem([3, 3], lengths=[48, 2]),  # 1 mem + 48 > 48
+        "e m^N text past the context": edited(layout="e m^N", lengths=[48, 2]),  # e + 48 m > 48 positions
+    }
+)
+
+
 @pytest.mark.parametrize("name", sorted(METADATA_EDITS))
 def test_decode_refuses_edited_metadata(valid, tiny_dir, tmp_path, name):
     tensors, meta = read_parts(valid)
@@ -162,12 +199,25 @@ def test_decode_refuses_metadata_edited_without_its_checksum(valid, tiny_dir, tm
 
 
 def test_old_file_without_the_metadata_checksum_still_decodes(valid, tiny_dir, tmp_path):
-    """Files written before the checksum covered the metadata have only tensor_sha256: they still load."""
+    """Files written before the checksum covered the metadata (format version 1) have only tensor_sha256: they
+    still load, with one warning line saying their metadata is not verified."""
     tensors, meta = read_parts(valid)
+    meta["format_version"] = 1
     path = tmp_path / "old.safetensors"
     rewrite(path, tensors, meta, checksum="none")
     r = invoke(["decode", path, "--model", tiny_dir])
     assert r.exit_code == 0 and r.stdout.splitlines()[0] == TEXT
+    warned = [line for line in r.stderr.splitlines() if "checksum" in line]
+    assert len(warned) == 1 and "not verified" in warned[0], r.stderr
+
+
+def test_decode_refuses_a_current_file_whose_checksum_was_removed(valid, tiny_dir, tmp_path):
+    """A file of the current format always carries the metadata checksum: without it, it was edited."""
+    tensors, meta = read_parts(valid)
+    path = tmp_path / "p.safetensors"
+    rewrite(path, tensors, meta, checksum="none")
+    before = snapshot(tmp_path)
+    assert_bad_input(invoke(["decode", path, "--model", tiny_dir]), tmp_path, before, "checksum was removed")
 
 
 # --------------------------------------------------------------------------------- seeded random mutations
@@ -440,6 +490,155 @@ CASES = {
     ),
 }
 
+# Every option is checked before the model loads. These cases name a model that cannot load: one that reached
+# the model would fail with "unknown model", not with the line its case expects.
+NO_MODEL = "no-such-model"
+
+
+def _enc(*extra):
+    return lambda t, d, docs: ["encode", TEXT, "--model", NO_MODEL, *extra, "-o", d / "p.safetensors"]
+
+
+def _exp(*cmd_and_extra):
+    cmd = list(cmd_and_extra[:2]) if cmd_and_extra[0] == "ablate" else [cmd_and_extra[0]]
+    extra = cmd_and_extra[len(cmd) :]
+    return lambda t, d, docs: [*cmd, "--model", NO_MODEL, "--data", docs, "--db", d / "r.db", *extra]
+
+
+def _train(*extra):
+    return lambda t, d, docs: ["encoder", "train", "--model", NO_MODEL, "--data", TEXT, "-o", d / "e", *extra]
+
+
+def _eval(*extra):
+    return lambda t, d, docs: ["encoder", "eval", d / "no-ckpt", "--model", NO_MODEL, "--data", TEXT, *extra]
+
+
+def _config(body: str, suffix: str = ".json"):
+    def build(t, d, docs):
+        (d / f"c{suffix}").write_text(body)
+        return ["encode", TEXT, "--model", NO_MODEL, "--config", d / f"c{suffix}", "-o", d / "p.safetensors"]
+
+    return build
+
+
+BEFORE_LOAD = {
+    "encode --layout foo": (_enc("--layout", "foo"), "unknown layout"),
+    "capacity --layout foo": (_exp("capacity", "--layout", "foo"), "unknown layout"),
+    "ablate layouts --layouts foo": (_exp("ablate", "layouts", "--layouts", "e m^N,foo"), "unknown layout"),
+    "ablate sharing --layout foo": (_exp("ablate", "sharing", "--layout", "foo"), "unknown layout"),
+    "geometry --layout foo": (_exp("geometry", "--layout", "foo"), "unknown layout"),
+    "encoder train --layout foo": (_train("--layout", "foo"), "unknown layout"),
+    "encode --min-accuracy 5": (_enc("--min-accuracy", "5"), "--min-accuracy"),
+    "encode --min-accuracy -0.1": (_enc("--min-accuracy", "-0.1"), "--min-accuracy"),
+    "encode --min-accuracy nan": (_enc("--min-accuracy", "nan"), "not a finite number"),
+    "encode --refine -3": (_enc("--encoder", "enc", "--refine", "-3"), "--refine"),
+    "encode --lr nan": (_enc("--lr", "nan"), "not a finite number"),
+    "encode --lr inf": (_enc("--lr", "inf"), "not a finite number"),
+    "encode --lr 0": (_enc("--lr", "0"), "--lr"),
+    "encode --lr -1": (_enc("--lr", "-1"), "--lr"),
+    "encode --init-scale nan": (_enc("--init-scale", "nan"), "not a finite number"),
+    "encode --init-scale -inf": (_enc("--init-scale", "-inf"), "--init-scale"),
+    "encode --recipe paper:lr=nan": (_enc("--recipe", "paper:lr=nan"), "Recipe.lr must be a finite number"),
+    "encode --recipe paper:lr=inf": (_enc("--recipe", "paper:lr=inf"), "Recipe.lr must be a finite number"),
+    "encode --recipe fast-e50:e_scale=inf": (_enc("--recipe", "fast-e50:e_scale=inf"), "Recipe.e_scale"),
+    "encode --recipe paper:betas=0.9/nan": (_enc("--recipe", "paper:betas=0.9/nan"), "Recipe.betas"),
+    "encode --recipe paper:weight_decay=nan": (_enc("--recipe", "paper:weight_decay=nan"), "Recipe.weight_decay"),
+    "encode --config with lr NaN": (_config('{"lr": NaN}'), "not a finite number"),
+    "encode --config with layout foo": (_config('layout = "foo"\n', ".toml"), "unknown layout"),
+    "capacity --lr inf": (_exp("capacity", "--lr", "inf"), "not a finite number"),
+    "capacity --init-scale nan": (_exp("capacity", "--init-scale", "nan"), "not a finite number"),
+    "capacity --recipe paper:lr=nan": (_exp("capacity", "--recipe", "paper:lr=nan"), "Recipe.lr"),
+    "capacity --threshold 2": (_exp("capacity", "--threshold", "2"), "--threshold"),
+    "capacity --threshold nan": (_exp("capacity", "--threshold", "nan"), "not a finite number"),
+    "capacity --first-scale nan": (_exp("capacity", "--first-scale", "nan"), "not a finite number"),
+    "ablate layouts --lr nan": (_exp("ablate", "layouts", "--lr", "nan"), "not a finite number"),
+    "ablate sharing --init-scale inf": (_exp("ablate", "sharing", "--init-scale", "inf"), "not a finite number"),
+    "geometry --lr nan": (_exp("geometry", "--lr", "nan"), "not a finite number"),
+    "geometry --bezier-lr inf": (_exp("geometry", "--bezier-lr", "inf"), "not a finite number"),
+    "encoder train --lr nan": (_train("--lr", "nan"), "not a finite number"),
+    "encoder train --max-minutes inf": (_train("--max-minutes", "inf"), "not a finite number"),
+    "encoder train --holdout 1": (_train("--holdout", "1"), "--holdout"),
+    "encoder eval --lr inf": (_eval("--lr", "inf"), "not a finite number"),
+    "encoder eval --recipe paper:lr=nan": (_eval("--recipe", "paper:lr=nan"), "Recipe.lr"),
+    "encode --db a foreign SQLite database": (lambda t, d, docs: _enc("--db", _foreign_db(d))(t, d, docs), "else"),
+    "encode --db a FIFO": (lambda t, d, docs: _enc("--db", _fifo(d))(t, d, docs), "is a FIFO"),
+    "encode --db whose .protos is a file": (
+        lambda t, d, docs: _enc("--db", _protos_is_a_file(d))(t, d, docs),
+        "folder",
+    ),
+    "encode --db a folder": (lambda t, d, docs: _enc("--db", _dir(d))(t, d, docs), "is a directory"),
+}
+CASES.update({name: (build, None, match) for name, (build, match) in BEFORE_LOAD.items()})
+
+
+def _loader_reached(*args, **kwargs):
+    raise AssertionError("the model loader was reached before the options were checked")
+
+
+def _config_of(name: str, body: str):
+    """encode with a config file (no TEXT: a config may give it) on the tiny model."""
+
+    def build(t, d, docs):
+        (d / name).write_text(body)
+        return ["encode", "--model", t, "--config", d / name, "-o", d / "p.safetensors"]
+
+    return build
+
+
+def _anchor_bomb() -> str:
+    """YAML aliases nested ten deep under `file`: 9**10 paths if anything walked the whole value."""
+    levels = ["&a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return f"file: [{', '.join(levels)}]\n"
+
+
+def _damaged_db(tmp: Path) -> Path:
+    """A results database with a valid header and one page of garbage (a disk error, a bad copy)."""
+    from prototok.store import Row, Store
+
+    db = tmp / "damaged.db"
+    with Store(db) as store:
+        store.add([Row("capacity", "m", "s", i, 8, 0, "e m^(N-1)", "none", "paper", doc="x" * 3000) for i in range(40)])
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=DELETE")  # every page in the file itself, no -wal beside it
+    con.close()
+    data = bytearray(db.read_bytes())
+    size = int.from_bytes(data[16:18], "big")
+    assert len(data) > 5 * size
+    data[4 * size : 4 * size + 64] = b"\xab" * 64  # page 5
+    db.write_bytes(bytes(data))
+    return db
+
+
+TINY_CAPACITY = ["--samples", "1", "--lengths", "4", "--steps", "3", "--min-chars", "100"]
+CASES.update(
+    {
+        "--config file a number": (_config_of("c.json", '{"file": [1]}'), None, "'file' to 1"),
+        "--config steps a list": (_config_of("c.json", '{"steps": [5]}'), None, "'steps' to a list"),
+        "--config output a number": (_config_of("c.json", '{"output": 5}'), None, "'output' to 5"),
+        "--config text a list (one text a file)": (_config_of("c.json", '{"text": ["a", "b"]}'), None, "one value"),
+        "--config TOML file a nested list": (_config_of("c.toml", 'file = [["a.txt"]]\n'), None, "'file' to a list"),
+        "--config YAML anchor bomb under file": (_config_of("c.yaml", _anchor_bomb()), None, "'file' to a list"),
+        "--config a mapping for a flag": (_config_of("c.json", '{"json": {"a": 1}}'), None, "true or false"),
+        "report of a damaged database": (
+            lambda t, d, docs: ["report", "--db", _damaged_db(d), "-o", d / "rep"],
+            None,
+            "damaged SQLite database",
+        ),
+        "export of a damaged database": (
+            lambda t, d, docs: ["export", "--db", _damaged_db(d), "-o", d / "runs.csv"],
+            None,
+            "damaged SQLite database",
+        ),
+        "capacity --db a damaged database (left as it was)": (
+            lambda t, d, docs: ["capacity", "--model", t, "--data", docs, "--db", _damaged_db(d), *TINY_CAPACITY],
+            None,
+            "damaged SQLite database",
+        ),
+        "fetch-model an unknown name": (lambda t, d, docs: ["fetch-model", "no-such"], None, "unknown built-in"),
+    }
+)
+
 
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory):
@@ -455,6 +654,8 @@ def test_bad_input_is_exit_2_one_line_nothing_written(name, tiny_dir, valid, doc
     work.mkdir()
     build, stdin, match = CASES[name]
     args = build(tiny_dir, work, docs)
+    if name in BEFORE_LOAD:  # reaching the model loader at all fails the case (exit 1, not 2)
+        monkeypatch.setattr("prototok.models.load_model", _loader_reached)
     before = snapshot(work)
     t0 = time.perf_counter()
     r = invoke(args, input=stdin)
@@ -509,6 +710,120 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("PROTOTOK_DEBUG", "1")
     r = invoke(["decode", tmp_path / "none.safetensors"])
     assert isinstance(r.exception, PrototokError)
+
+
+def test_replacing_a_file_keeps_its_mode(valid, tmp_path):
+    """A private (0600) file stays private when it is written again, as an in-place write would keep it."""
+    proto = ProtoTokens.load(valid)
+    path = proto.save(tmp_path / "private.safetensors")
+    os.chmod(path, 0o600)
+    proto.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    os.chmod(path, 0o640)
+    proto.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_file_of_many_long_texts_decodes_in_bounded_forwards(valid, tiny, monkeypatch, tmp_path):
+    """A small forged file (64 texts at the context's length) must not become one 64 x context forward: decode
+    runs groups of texts within methods.DECODE_POSITIONS, and the tokens are those of one batch."""
+    from prototok import methods
+    from prototok.decode import decode_tokens
+
+    tensors, meta = read_parts(valid)
+    gen = torch.Generator().manual_seed(0)
+    lengths = [47 - (i % 5) * 9 for i in range(64)]
+    e, m = torch.randn(64, 64, generator=gen), torch.randn(1, 64, generator=gen)
+    meta |= {"lengths": lengths, "accuracy": [0.0] * 64, "steps": [0] * 64, "text_sha256": ["0" * 64] * 64}
+    path = tmp_path / "many.safetensors"
+    rewrite(path, {"e": e, "m": m}, meta)
+    proto = ProtoTokens.load(path)
+    one_batch = decode_tokens(tiny, proto)  # 64 x 48 = 3072 positions: one forward under the default bound
+    forwards = []
+    real = methods.decode_vectors
+
+    def counted(lm, e, m, lay, lengths):
+        forwards.append(len(lengths) * max(lay.length(n) for n in lengths))
+        return real(lm, e, m, lay, lengths)
+
+    monkeypatch.setattr(methods, "decode_vectors", counted)
+    monkeypatch.setattr(methods, "DECODE_POSITIONS", 200)
+    assert decode_tokens(tiny, proto) == one_batch
+    assert len(forwards) > 1 and max(forwards) <= 200 and sum(map(len, one_batch)) == sum(lengths)
+
+
+FIRST_LOAD = """
+import os, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+import transformers
+from tests.conftest import tiny_model, tiny_tokenizer
+
+def read_model(*args, **kwargs):  # reading a GGUF: a slow dequantisation, logged per call
+    if "gguf_file" in kwargs:
+        with open(sys.argv[2], "a") as log:
+            log.write("converted\\n")
+        time.sleep(2)
+    return tiny_model()
+
+transformers.AutoTokenizer.from_pretrained = lambda *args, **kwargs: tiny_tokenizer()
+transformers.AutoModelForCausalLM.from_pretrained = read_model
+from prototok.models import load_model
+
+ready = Path(sys.argv[4])
+(ready / str(os.getpid())).touch()
+while len(list(ready.iterdir())) < 2:  # both processes imported: they start loading together
+    time.sleep(0.01)
+lm = load_model(sys.argv[1], "cpu")
+print(lm.fingerprint)
+"""
+
+
+def test_two_first_loads_at_once_convert_once_and_both_load(tmp_path):
+    """Two processes load the same not-yet-converted GGUF at once (two jobs on a fresh cache): one converts, the
+    other waits for it and loads its folder (before: the second died on '[Errno 39] Directory not empty')."""
+    gguf, calls = tmp_path / "m.gguf", tmp_path / "conversions.log"
+    gguf.write_bytes(b"GGUF")
+    env = os.environ | {"PROTOTOK_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    root = str(Path(__file__).resolve().parents[1])
+    (tmp_path / "ready").mkdir()
+    cmd = [sys.executable, "-c", FIRST_LOAD, str(gguf), str(calls), root, str(tmp_path / "ready")]
+    runs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [r.communicate(timeout=300) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], [o[1].decode()[-2000:] for o in outs]
+    assert outs[0][0] == outs[1][0] and outs[0][0].strip()  # the same model, fingerprinted the same
+    assert calls.read_text().splitlines() == ["converted"]
+    models = tmp_path / "cache" / "models"
+    assert [p.name for p in models.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_report_tables_stay_whole_with_a_pipe_or_a_line_break_in_a_source_name(tmp_path):
+    """Source names are file paths and specs a user typed: 'a|b.txt' or one with a line break must not add a
+    cell to its row or cut it in two. Every line of every table in report.md has its header's cell count."""
+    import re
+
+    from prototok.store import Row, Store
+
+    fitted = {"accuracy": 1.0, "solved": 1, "steps": 10, "decode_seconds": 0.01, "fit_seconds": 1.0}
+    rows = [
+        Row("capacity", "tiny", source, sample, n, 0, "e m^(N-1)", "none", "paper", h_lm_bits=2.5 * n, **fitted)
+        for source in ("docs/a|b.txt", "two\nlines")
+        for sample in (0, 1)
+        for n in (4, 8)
+    ]
+    with Store(tmp_path / "r.db") as store:
+        store.add(rows)
+    r = invoke(["report", "--db", tmp_path / "r.db", "-o", tmp_path / "rep"])
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "docs/a\\|b.txt" in md and "two lines" in md
+    tables, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(len(re.findall(r"(?<!\\)\|", line)))
+        elif current:
+            tables, current = tables + [current], []
+    assert tables and all(len(set(cells)) == 1 for cells in tables), tables
 
 
 def test_files_respect_the_umask(valid, tmp_path):

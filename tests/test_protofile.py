@@ -120,3 +120,29 @@ def test_save_leaves_no_temp_file_and_overwrites_atomically(proto, tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(PrototokError, match="no such file"):
         ProtoTokens.load(tmp_path / "nope.safetensors")
+
+
+def _with_unknown_key(proto, path):
+    """A file a newer prototok might write: one metadata key this one does not know (checksums matching)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from prototok.protofile import CHECKSUM_KEY, _file_digest  # the test forges a file
+
+    proto.save(path)
+    with safe_open(path, "pt") as f:
+        meta = json.loads(f.metadata()["prototok"])
+    meta["from_the_future"] = 1
+    raw = json.dumps(meta, sort_keys=True)
+    save_file(load_file(path), path, metadata={"prototok": raw, CHECKSUM_KEY: _file_digest(raw, meta["tensor_sha256"])})
+    return path
+
+
+def test_unknown_metadata_keys_are_a_warning_of_the_prototok_logger(proto, tmp_path, caplog, recwarn):
+    path = _with_unknown_key(proto, tmp_path / "p.safetensors")
+    with caplog.at_level("WARNING", logger="prototok"):
+        back = ProtoTokens.load(path)
+    assert back.lengths == proto.lengths
+    (record,) = [r for r in caplog.records if r.name == "prototok"]
+    assert record.levelname == "WARNING" and "ignoring unknown metadata keys ['from_the_future']" in record.message
+    assert not [w for w in recwarn if "metadata" in str(w.message)]  # a log record, not a Python warning

@@ -74,6 +74,25 @@ def test_not_a_database_is_a_clear_error(tmp_path):
         Store(bad)
 
 
+def test_a_damaged_database_is_refused_on_opening_and_left_as_it_was(tmp_path):
+    """A valid header over a garbage page: refused as one PrototokError when opened, for reading (report, export)
+    and for writing (an experiment), before anything is written: not even SQLite's change counter moves."""
+    db = tmp_path / "r.db"
+    with Store(db) as st:
+        st.add([row(sample=i, doc="x" * 3000) for i in range(40)])
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.close()
+    data = bytearray(db.read_bytes())
+    size = int.from_bytes(data[16:18], "big")
+    data[4 * size : 4 * size + 64] = b"\xab" * 64  # page 5 of the runs table
+    db.write_bytes(bytes(data))
+    for readonly in (True, False):
+        with pytest.raises(PrototokError, match="damaged SQLite database"):
+            Store(db, readonly=readonly)
+        assert db.read_bytes() == bytes(data) and sorted(p.name for p in tmp_path.iterdir()) == ["r.db"]
+
+
 def test_commits_survive_sigkill(tmp_path):
     """A writer killed with SIGKILL between commits keeps every committed row and leaves a readable file."""
     db = tmp_path / "r.db"

@@ -41,7 +41,7 @@ def test_a_pair_is_accepted_where_a_name_is_and_dtype_enters_the_fingerprint():
     assert model.get_input_embeddings().weight.dtype == torch.float32  # the cast copy is prototok's
     assert fp32.fingerprint != bf16.fingerprint
     proto = prototok.encode("the dog ran", (model, tok), recipe="paper:lr=0.1,max_steps=200")
-    with pytest.raises(prototok.PrototokError, match="made for model"):
+    with pytest.raises(prototok.PrototokError, match="made with float32 weights.*are bfloat16"):
         prototok.decode(proto, bf16)
 
 
@@ -139,6 +139,82 @@ def test_encoder_checkpoint_round_trip_through_a_mocked_hub(tiny, fake_hub, tmp_
     assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), back.state_dict().values()))
 
 
+CLOSED_PORT = "http://127.0.0.1:9"  # loopback, nothing listening: a connection is refused at once
+
+
+@pytest.fixture
+def hub_unreachable(monkeypatch, tmp_path):
+    """The Hub endpoint on a closed local port and an empty Hub cache, offline mode not set: what a machine
+    without a network looks like to huggingface_hub (which would retry for about half a minute)."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", CLOSED_PORT)
+    monkeypatch.setattr(constants, "ENDPOINT", CLOSED_PORT)
+    template = CLOSED_PORT + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+
+
+def test_hub_artefacts_offline_are_refused_at_once_in_one_line(hub_unreachable, tiny, tiny_dir, tmp_path):
+    import time
+
+    from prototok import hub
+    from prototok.errors import PrototokError
+    from prototok.protofile import ProtoTokens
+
+    t0 = time.perf_counter()
+    assert hub.is_offline()
+    r = _cli("decode", "hf://me/my-protos", "--model", tiny_dir)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "not reachable" in r.output and "prototokens.safetensors" in r.output
+    with pytest.raises(PrototokError, match="not reachable"):
+        ProtoTokens.from_pretrained("me/x")
+    r = _cli("encode", "the cat", "--model", tiny_dir, "--encoder", "hf://me/enc", "-o", tmp_path / "p.safetensors")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "not reachable" in r.output, r.output
+    r = _cli("encode", "the cat", "--model", "nobody/no-such-model", "-o", tmp_path / "p.safetensors")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "not reachable" in r.output, r.output
+    assert time.perf_counter() - t0 < 8  # huggingface_hub alone: five retries, 23 s each
+
+
+def test_hub_artefacts_offline_come_from_the_local_cache(hub_unreachable, tiny, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    import prototok
+
+    path = prototok.encode("the cat sat", tiny, recipe="paper:lr=0.1,max_steps=200").save(tmp_path / "p.safetensors")
+    calls = []
+
+    def hf_hub_download(repo_id, filename, **kw):
+        calls.append(kw.get("local_files_only"))
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    assert prototok.ProtoTokens.from_pretrained("me/protos").lengths == [3] and calls == [True]
+
+
+def test_decode_of_a_hub_file_offline_is_one_line_within_seconds(tmp_path):
+    """The command as a user runs it: a fresh process, the endpoint from HF_ENDPOINT."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+           and not k.lower().endswith("_proxy")}  # fmt: skip
+    env |= {"HF_ENDPOINT": CLOSED_PORT, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "prototok", "decode", "hf://me/my-protos"], env=env,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    took = time.perf_counter() - t0
+    assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "not reachable" in r.stderr and took < 15, (took, r.stderr)
+
+
 # ------------------------------------------------------------------------------- results out, config, progress
 
 
@@ -192,6 +268,28 @@ def test_redirected_stderr_gets_plain_progress_lines(run_db):
     lines = [x for x in r.stderr.splitlines() if x.startswith("prototok: capacity")]
     assert lines and all("texts" in x for x in lines), r.stderr
     assert "\r" not in r.stderr  # no bar redrawn in place
+
+
+def test_redirected_progress_says_alive_every_10_s_by_default(monkeypatch):
+    import io
+
+    from prototok import progress
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    monkeypatch.delenv(progress.PROGRESS_SECONDS_ENV, raising=False)
+    out = io.StringIO()
+    bar = progress.ProgressBar(4, "capacity wiki", stream=out)
+    clock[0] += 9
+    bar.update(0, chunk=False, step=30)
+    assert out.getvalue() == ""
+    clock[0] += 2  # 11 s without a finished text: one line says the run is alive
+    bar.update(0, chunk=False, step=40)
+    assert out.getvalue() == "prototok: capacity wiki: 0/4 texts, step 40, 11 s\n"
+    monkeypatch.setenv(progress.PROGRESS_SECONDS_ENV, "30")  # the variable still sets it
+    clock[0] += 20
+    bar.update(0, chunk=False, step=50)
+    assert out.getvalue().count("\n") == 1
 
 
 def test_export_csv_has_a_header_and_a_line_per_row(run_db, tmp_path):

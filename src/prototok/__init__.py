@@ -2,23 +2,29 @@
 
 Data flow, one module each: tokens (text -> ids) -> layouts ([e, m, ..., m]) -> fit (optimise e, m)
 -> protofile (save/load) -> onepass + decode (one forward, argmax, text).
+
+Messages go to logging.getLogger("prototok") (the library configures no handler: warnings reach stderr through
+logging's last resort, information only where the caller's logging setup asks for it).
 """
 
 from .decode import Decoded, decode
 from .encode import encode
 from .errors import PrototokError
-from .fit import FitResult, fit
+from .fit import FitProgress, FitResult, fit
 from .layouts import LAYOUTS
-from .models import load_model, wrap_model
+from .models import DEFAULT_MODEL, LoadedModel, load_model, wrap_model
 from .protofile import ProtoTokens
 from .recipes import RECIPES, Recipe
 from .version import __version__
 
 __all__ = [
     "__version__",
+    "DEFAULT_MODEL",
     "Decoded",
+    "FitProgress",
     "FitResult",
     "LAYOUTS",
+    "LoadedModel",
     "PrototokError",
     "ProtoTokens",
     "RECIPES",

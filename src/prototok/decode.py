@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
 from .methods import for_layout
 from .models import LoadedModel, as_loaded
+from .precision import decode_dtype, for_decode
 from .protofile import ProtoTokens
 from .tokens import detokenize, tokenize
 
@@ -20,9 +22,12 @@ class Decoded:
 
 
 def decode_tokens(lm: LoadedModel, proto: ProtoTokens) -> list[list[int]]:
-    """Token ids of every text in the file, as its method decodes them (one-pass: one batched forward)."""
+    """Token ids of every text in the file, as its method decodes them (one-pass: one batched forward, or groups
+    of texts within methods.DECODE_POSITIONS for a large file)."""
     proto.check_model(lm)
-    return for_layout(proto.layout).decode(lm, proto)
+    logging.getLogger("prototok").debug("decode: %d text(s), layout %s, recipe %s, model fingerprint %s", len(proto),
+                                        proto.layout, proto.recipe, proto.model_fingerprint[:12])  # fmt: skip
+    return for_layout(proto.layout).decode(for_decode(lm, proto.precision), proto)  # in the fit's precision
 
 
 def decode(
@@ -34,7 +39,7 @@ def decode(
 ) -> list[Decoded]:
     """Decode every text in the file; the model defaults to the one the file was made for (loaded here, once;
     decode_tokens checks the file against it)."""
-    lm = as_loaded(model, device, default=proto.model)
+    lm = as_loaded(model, device, default=proto.model, dtype=decode_dtype(proto.precision, None))
     with torch.no_grad():
         token_lists = decode_tokens(lm, proto)
     out = []

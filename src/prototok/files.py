@@ -7,7 +7,8 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import PrototokError
@@ -93,12 +94,21 @@ def _umask() -> int:
     return mask
 
 
+def _mode_for(path: Path) -> int:
+    """The permission bits of the file about to be replaced, or those of a new file (0666 less the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """write(tmp) fills a temporary file in the target's folder, which is then renamed over the target.
 
-    Same folder: the rename is atomic (one filesystem). The temporary file is removed on any failure. The file
-    gets the mode a plain open() would give (0666 less the umask; mkstemp alone gives 0600). A target that is
-    not a regular file (folder, FIFO, device, symbolic link) is never replaced.
+    Same folder: the rename is atomic (one filesystem). The temporary file is removed on any failure. A file
+    that replaces another keeps that file's mode (a 0600 file stays private, as an in-place write would keep it);
+    a new file gets the mode a plain open() would give (0666 less the umask; mkstemp alone gives 0600). A target
+    that is not a regular file (folder, FIFO, device, symbolic link) is never replaced.
     """
     path = Path(path)
     check_output_file(path, writable=False)
@@ -110,7 +120,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # after write: a writer may recreate the file (safetensors does, 0600)
+        os.chmod(tmp, _mode_for(path))  # after write: a writer may recreate the file (safetensors does, 0600)
         check_output_file(path, writable=False)  # made something else while we wrote: leave it alone
         os.replace(tmp, path)
     finally:
@@ -127,6 +137,27 @@ def write_json_lines(path: str | Path, rows: Iterable[dict]) -> Path:
     """Rows as JSON lines (one object a line), written atomically: a measurement that rewrites its file after
     each row leaves every row measured so far, even when it is killed."""
     return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if missing and left in place: removing a lock file races) for the
+    block: processes doing one-time work in a shared folder (a model converted into the cache) take turns, and
+    the one that waited finds the work done. Without flock (Windows) the block runs unlocked; callers stay
+    correct without it, checking again inside and never renaming over finished work."""
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks on this platform
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # blocks while another process holds it
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def read_text(path: str | Path) -> str:

@@ -27,6 +27,7 @@ from .layouts import DEFAULT_LAYOUT, Layout, get_layout
 from .models import LoadedModel
 from .onepass import check_finite, compiled_backbone, layout_scores
 from .optimizers import RowAdamW, make_optimizer
+from .precision import PRECISIONS, exact_matmuls, fit_precision, of_model
 from .recipes import Recipe, resolve_recipe
 
 
@@ -42,6 +43,7 @@ class FitResult:
     seconds: float  # wall time the text spent in the fitter
     solved: bool
     steps_run: int = 0  # forward+backward passes the text took part in (the work it cost)
+    precision: str = ""  # what the fit computed in (prototok.precision.Precision.name)
 
 
 @dataclass
@@ -78,6 +80,7 @@ def fit(
     init_ids: list[int] | None = None,
     on_result: Callable[[FitResult], None] | None = None,
     process_group=None,
+    precision: str = "auto",
 ) -> list[FitResult]:
     """Find (e, m) for each token list; results come back in input order.
 
@@ -88,7 +91,7 @@ def fit(
     rec = resolve_recipe(recipe, share)
     return fit_resolved(lm, token_lists, lay, rec, seed=seed, share=share, batch_size=batch_size, progress=progress,
                         warm_start=warm_start, compile=compile, init_ids=init_ids, on_result=on_result,
-                        process_group=process_group)  # fmt: skip
+                        process_group=process_group, precision=precision)  # fmt: skip
 
 
 def fit_resolved(
@@ -106,6 +109,7 @@ def fit_resolved(
     init_ids: list[int] | None = None,
     on_result: Callable[[FitResult], None] | None = None,
     process_group=None,
+    precision: str = "auto",
 ) -> list[FitResult]:
     """fit() below its entry point: the layout and recipe are objects, the recipe already checked for `share`
     (recipes.resolve_recipe), so a method or a caller that resolved them once passes them on as they are.
@@ -121,6 +125,9 @@ def fit_resolved(
     process_group (share "m"/"e" only): a torch.distributed group whose ranks all pass the same group and
     seed; rank r fits texts i with i % world == r, the shared vector's gradient and the group's score are
     summed over ranks, so all take the same steps and hold the same shared vector. Returns rank r's texts only.
+    precision: "auto" applies the precision rule (prototok.precision: an L-BFGS recipe runs in plain fp32, no
+    autocast, no TF32; on bf16/fp16 weights it warns); "model" runs as the model computes (benchmarks of the
+    unsafe settings). Each result records the precision it ran at.
     """
     if not token_lists or any(len(t) == 0 for t in token_lists):
         raise PrototokError("nothing to fit: every text needs at least one token")
@@ -131,15 +138,22 @@ def fit_resolved(
         raise ValueError("warm_start needs share='none' and one (e, m) pair per text")
     if process_group is not None and share == "none":
         raise ValueError("process_group needs share='m' or 'e': per-text vectors need no all-reduce")
-    if share == "none":
-        return _fit_queue(lm, token_lists, lay, rec, seed=seed, batch_size=batch_size, progress=progress,
-                          warm_start=warm_start, compile=compile, init_ids=init_ids, on_result=on_result)  # fmt: skip
-    if process_group is None:
-        return _fit_group(lm, token_lists, lay, rec, seed, share, progress)
-    world = torch.distributed.get_world_size(process_group)
-    if len(token_lists) < world:
-        raise ValueError(f"process_group of {world} ranks needs a group of at least {world} texts")
-    return _fit_group(lm, token_lists, lay, rec, seed, share, progress, process_group)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
+    lm, prec = fit_precision(lm, rec) if precision == "auto" else (lm, of_model(lm))
+    with exact_matmuls(prec):
+        if share == "none":
+            results = _fit_queue(lm, token_lists, lay, rec, seed=seed, batch_size=batch_size, progress=progress,
+                                 warm_start=warm_start, compile=compile, init_ids=init_ids,
+                                 on_result=on_result)  # fmt: skip
+        else:
+            if process_group is not None and len(token_lists) < torch.distributed.get_world_size(process_group):
+                world = torch.distributed.get_world_size(process_group)
+                raise ValueError(f"process_group of {world} ranks needs a group of at least {world} texts")
+            results = _fit_group(lm, token_lists, lay, rec, seed, share, progress, process_group)
+    for r in results:
+        r.precision = prec.name
+    return results
 
 
 def init_id(seed: int, index: int) -> int:

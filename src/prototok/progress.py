@@ -1,23 +1,34 @@
 """Progress on stderr: a tqdm bar on a terminal; elsewhere (nohup, a batch system, a pipe) plain lines.
 
 A redirected run is not silent: one line per finished chunk (texts committed, steps done), and at least one
-every PROTOTOK_PROGRESS_SECONDS (default 60) while nothing finishes, so a log shows the run is alive.
+every PROTOTOK_PROGRESS_SECONDS (default 10) while nothing finishes, so a log shows the run is alive.
+Progress is information: the `prototok` logger set above INFO (`prototok -q`) turns it off.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 
 PROGRESS_SECONDS_ENV = "PROTOTOK_PROGRESS_SECONDS"
+DEFAULT_SECONDS = 10.0
 
 
 def _every() -> float:
     try:
-        return float(os.environ.get(PROGRESS_SECONDS_ENV, "60"))
+        return float(os.environ.get(PROGRESS_SECONDS_ENV, DEFAULT_SECONDS))
     except ValueError:
-        return 60.0
+        return DEFAULT_SECONDS
+
+
+def shown() -> bool:
+    """Whether progress is shown: not when the `prototok` logger's own level is above INFO (prototok -q sets
+    WARNING); unset (a library user's default) or INFO/DEBUG shows it."""
+    level = logging.getLogger("prototok").level
+    return level == logging.NOTSET or level <= logging.INFO
 
 
 class ProgressBar:
@@ -32,14 +43,17 @@ class ProgressBar:
         self.postfix: dict = {}
         self.t0 = self.last = time.monotonic()
         self.bar = None
+        self.silent = not shown()
         isatty = getattr(self.stream, "isatty", None)
-        if isatty is not None and isatty():
+        if not self.silent and isatty is not None and isatty():
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True)
 
     def update(self, n: int, *, chunk: bool = True, **postfix) -> None:
         self.n, self.postfix = n, postfix or self.postfix
+        if self.silent:
+            return
         if self.bar is not None:
             self.bar.n = n
             self.bar.set_postfix(postfix, refresh=False)
@@ -64,5 +78,17 @@ class ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        elif self.n > self.printed:
+        elif self.n > self.printed and not self.silent:
             self._line(time.monotonic())
+
+
+def fit_progress(total: int, desc: str) -> tuple[Callable, ProgressBar]:
+    """A fitter's progress (fit.FitProgress snapshots) as a ProgressBar of `total` texts with live step,
+    accuracy and solved count: the one display of `prototok encode` and of encode(progress=True). Returns
+    (callback for the fitter, the bar to close)."""
+    bar = ProgressBar(total, desc)
+
+    def update(p) -> None:
+        bar.update(p.done, step=p.step, acc=f"{p.active_accuracy:.3f}", solved=p.solved)
+
+    return update, bar

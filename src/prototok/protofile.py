@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -12,13 +13,18 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import PrototokError, first_line
-from .files import atomic_write
+from .files import atomic_write, check_output_dir, check_output_file
 from .models import check_made_for
 from .tokens import text_sha256 as sha256_of_text
 from .version import __version__
 
-FORMAT_VERSION = 1
-HUB_FILENAME = "prototokens.safetensors"  # a proto-token file's name in a Hub repository, unless another is given
+# 2: the metadata checksum (CHECKSUM_KEY) is required. Version 1 files written before it was added (and files
+# without a version key) still load, with a warning that their metadata cannot be verified.
+FORMAT_VERSION = 2
+CHECKSUM_REQUIRED_SINCE = 2
+HUB_FILENAME = "prototokens.safetensors"  # the file's name in a save_pretrained folder or a Hub repository
+
+log = logging.getLogger("prototok")
 
 
 @dataclass
@@ -44,6 +50,9 @@ class ProtoTokens:
     recipe: str = ""
     seed: int = 0
     extra: dict = field(default_factory=dict)
+    # what the fit computed in (prototok.precision: "float32", "bfloat16", "float32+bfloat16-autocast", ...);
+    # "" in files written before it was stored. A solution decodes exactly only in its own precision.
+    precision: str = ""
 
     @classmethod
     def for_model(
@@ -63,6 +72,16 @@ class ProtoTokens:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def __repr__(self) -> str:
+        """What the file holds, on one line: the vectors' shapes but never their values (a dump of two (T, d)
+        tensors says nothing at a prompt)."""
+        parts = [f"model={self.model!r}", f"layout={self.layout!r}", f"texts={len(self)}",
+                 f"lengths={_few(self.lengths)}", f"recipe={self.recipe!r}"]  # fmt: skip
+        if self.accuracy:
+            parts.append(f"accuracy={_few([round(a, 4) for a in self.accuracy])}")
+        parts.append(f"e={tuple(self.e.shape)}, m={tuple(self.m.shape)}")
+        return f"ProtoTokens({', '.join(parts)})"
+
     def _meta(self) -> dict:
         meta = {k: v for k, v in asdict(self).items() if k not in ("e", "m")}
         meta["format_version"] = FORMAT_VERSION
@@ -80,16 +99,38 @@ class ProtoTokens:
         atomic_write(path, lambda tmp: save_file({"e": e, "m": m}, tmp, metadata=header))
         return path
 
+    def save_pretrained(self, save_directory: str | Path) -> Path:
+        """Save as transformers and PEFT save a model: into a folder (created if missing), under the fixed name
+        prototokens.safetensors that from_pretrained and the Hub look for; returns the file's path."""
+        folder = check_output_dir(save_directory, "save_pretrained folder")
+        path = check_output_file(folder / HUB_FILENAME, "save_pretrained file", writable=False)
+        folder.mkdir(parents=True, exist_ok=True)
+        return self.save(path)
+
     @classmethod
     def from_pretrained(
-        cls, repo_id: str, filename: str | None = None, *, revision: str | None = None, token: str | None = None
+        cls,
+        repo_id: str | Path,
+        filename: str | None = None,
+        *,
+        revision: str | None = None,
+        token: str | None = None,
     ) -> ProtoTokens:
-        """A proto-token file from a Hugging Face Hub model repository (or a local path, as transformers does),
-        checked exactly as load() checks a local file; decoding still refuses another model."""
+        """A proto-token file from a save_pretrained folder, a file path, or a Hugging Face Hub model repository
+        (USER/REPO or hf://USER/REPO[/FILE][@REVISION]), as transformers resolves a name; checked exactly as
+        load() checks a local file, and decoding still refuses another model. `filename`: another name than
+        prototokens.safetensors inside the folder or repository."""
         from . import hub
 
-        if Path(repo_id).exists():
-            return cls.load(repo_id)
+        local = Path(repo_id)
+        if local.is_dir():
+            inside = local / (filename or HUB_FILENAME)
+            if not inside.is_file():
+                raise PrototokError(f"{local} is a folder without {inside.name} (the file save_pretrained writes)")
+            return cls.load(inside)
+        if local.exists():
+            return cls.load(local)
+        repo_id = str(repo_id)
         repo, inner, rev = hub.parse_ref(repo_id)
         return cls.load(hub.download(repo, filename or inner or HUB_FILENAME, revision or rev, token))
 
@@ -153,21 +194,28 @@ class ProtoTokens:
         e, m = tensors["e"], tensors["m"]
         if not (e.is_floating_point() and m.is_floating_point()):
             raise PrototokError(f"{path} holds {e.dtype}/{m.dtype} tensors, not floating-point vectors")
+        if e.ndim < 2 or m.ndim < 2:  # a row per text (or one shared m row), of vectors: at least (T, d)
+            raise PrototokError(f"{path}: tensors e {tuple(e.shape)}, m {tuple(m.shape)} are not rows of vectors")
+        if not (torch.isfinite(e).all() and torch.isfinite(m).all()):  # NaN/inf decode to garbage
+            raise PrototokError(f"{path} holds NaN or infinite values in its vectors")
         digest = _tensor_digest(e, m)
         if meta.get("tensor_sha256") != digest:
             raise PrototokError(f"{path} was modified after it was written (tensor checksum mismatch)")
-        # Files written since the checksum covers the metadata carry CHECKSUM_KEY beside the JSON. Files written
-        # before have only tensor_sha256 (inside the JSON): they still load, with their tensors checked as they
-        # always were and their metadata checked by type and bounds below (lengths against the model at decode).
+        # Files written since the checksum covers the metadata carry CHECKSUM_KEY beside the JSON, and their format
+        # version says so: one without it was edited. Files written before (version 1 or no version key) have only
+        # tensor_sha256 (inside the JSON): they still load, with a warning, their tensors checked as they always
+        # were and their metadata checked by type and bounds below (lengths against the model at decode).
         stored = header.get(CHECKSUM_KEY)
-        if stored is not None and stored != _file_digest(raw, digest):
+        if stored is None and version >= CHECKSUM_REQUIRED_SINCE:
+            raise PrototokError(f"{path} was modified after it was written (its metadata checksum was removed)")
+        if stored is None:
+            log.warning("%s: an older file without a metadata checksum; its metadata is not verified", path)
+        elif stored != _file_digest(raw, digest):
             raise PrototokError(f"{path} was modified after it was written (metadata checksum mismatch)")
         known = {f for f in cls.__dataclass_fields__} - {"e", "m"}
         unknown = set(meta) - known - {"format_version", "prototok_version", "tensor_sha256"}
-        if unknown:
-            import warnings
-
-            warnings.warn(f"{path}: ignoring unknown metadata keys {sorted(unknown)}", stacklevel=2)
+        if unknown:  # a newer prototok's file: it still loads
+            log.warning("%s: ignoring unknown metadata keys %s", path, sorted(unknown))
         fields = {k: meta[k] for k in known if k in meta}
         missing = sorted(k for k in _REQUIRED if k not in fields)
         if missing:
@@ -190,7 +238,12 @@ class ProtoTokens:
     def check_model(self, lm) -> None:
         """Refuse to decode with another model or tokenizer: the vectors mean nothing there."""
         check_made_for(
-            lm, "these proto-tokens were made", self.model, self.model_fingerprint, self.tokenizer_fingerprint
+            lm,
+            "these proto-tokens were made",
+            self.model,
+            self.model_fingerprint,
+            self.tokenizer_fingerprint,
+            self.precision.partition("+")[0],
         )
         d = lm.hidden_size
         if self.e.shape[-1] != d or (self.m.numel() and self.m.shape[-1] != d):
@@ -210,6 +263,13 @@ CHECKSUM_KEY = "prototok_sha256"  # safetensors header key: sha256 of the metada
 def _file_digest(raw_meta: str, tensor_digest: str) -> str:
     """Covers the metadata exactly as stored (the JSON string) and the tensors (through their digest)."""
     return hashlib.sha256(raw_meta.encode("utf-8") + b"\n" + tensor_digest.encode()).hexdigest()
+
+
+def _few(values: list, most: int = 8) -> str:
+    """A list as repr writes it, cut to its first `most` items and a count of the rest."""
+    if len(values) <= most:
+        return repr(list(values))
+    return f"[{', '.join(map(repr, values[:most]))}, ... {len(values) - most} more]"
 
 
 def _short(value) -> str:
@@ -247,6 +307,7 @@ _FIELD_TYPES = {
     "recipe": _is_str,
     "seed": _is_int,
     "extra": lambda v: isinstance(v, dict),
+    "precision": _is_str,
 }
 _REQUIRED = ("layout", "lengths", "model", "model_fingerprint", "tokenizer_fingerprint", "accuracy", "steps",
              "text_sha256")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 
 from .errors import PrototokError
@@ -50,6 +51,11 @@ class Recipe:
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # NaN passes every range check below, and inf most: a fit of NaNs, then stored
+            value = getattr(self, f.name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                raise ValueError(f"Recipe.{f.name} must be a finite number, got {value}")
         if self.lr <= 0:
             raise ValueError(f"Recipe.lr must be > 0, got {self.lr}")
         if self.max_steps < 0:

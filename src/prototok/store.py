@@ -37,7 +37,7 @@ class Row:
     model: str  # the name given to --model
     source: str  # data spec (with "@seed" when the data seed is not 0)
     sample: int  # index of the sample in load_samples(source, ...)
-    length: int  # tokens in the text (a prefix of the sample)
+    length: int  # the grid length the text was cut at (a prefix of the sample); `tokens` says how many it has
     seed: int
     layout: str
     sharing: str  # "none", or "m/G" / "e/G": the vector shared by a group of G texts
@@ -72,6 +72,9 @@ class Row:
     # tokens the frozen model predicts right by itself, teacher-forced, at the positions H_LM sums over
     # (hidden_capacity's original_accuracy x those positions); None for rows written before. See _migrate.
     lm_correct: int | None = None
+    # tokens of the text fitted: `length`, unless the text is shorter than its grid length (a drawn length, a
+    # short text fitted whole); None for rows written before it was recorded. See _migrate.
+    tokens: int | None = None
 
 
 _SQL_TYPES = {int: "INTEGER", float: "REAL", str: "TEXT", "int": "INTEGER", "float": "REAL", "str": "TEXT"}
@@ -159,6 +162,7 @@ class Store:
                 # isolation_level=None: no implicit transactions; each add() is one explicit BEGIN ... COMMIT
                 self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self.db.row_factory = sqlite3.Row
+            self._check_intact()  # before anything is written: a damaged database is left exactly as it was
             self._check_ours()
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -200,6 +204,15 @@ class Store:
             return db
         except sqlite3.OperationalError:
             return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+    def _check_intact(self) -> None:
+        """Refuse a damaged database (a valid header over a corrupt page) when it is opened, as one line, instead of
+        a DatabaseError from whichever query first reads the bad page. SQLite's quick_check reads every page once
+        (milliseconds for a results store)."""
+        problems = [r[0] for r in self.db.execute("PRAGMA quick_check(1)")]
+        if problems != ["ok"]:
+            first = " ".join(problems[0].replace("*** in database main ***", "").split()) if problems else "no answer"
+            raise PrototokError(f"{self.path} is a damaged SQLite database ({first}); use another --db")
 
     def _check_ours(self) -> None:
         """Refuse a foreign SQLite database: tables of something else, or a `runs` table without our key."""

@@ -278,6 +278,11 @@ class SinkCramming:
     key_prefix: ClassVar[str] = "cram"
     hc: ClassVar[bool] = False
 
+    @staticmethod
+    def load_dtype(requested: str | None) -> str | None:
+        """AdamW only: the model's own precision is safe (prototok.precision)."""
+        return requested
+
     @classmethod
     def from_options(cls, *, lr=None, steps=None, init_scale=None, num_mem=1, first_scale=1.0, **_):
         """From the command line's options: --lr, --steps, --init-scale override the paper's values; --recipe
@@ -348,7 +353,9 @@ class SinkCramming:
     @staticmethod
     def decode(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
         """Greedy generation of every text in the file, from [mem] alone."""
-        return generate_tokens(lm, mem_of(proto).to(lm.device), proto.lengths, batch_size)
+        mems = mem_of(proto)
+        check_context(lm, proto, mems.shape[1] - 1)  # K mems, then the text less its last token
+        return generate_tokens(lm, mems.to(lm.device), proto.lengths, batch_size)
 
     def row_columns(self, results: list[CramResult]) -> dict[str, list]:
         return {"gen_accuracy": [r.gen_accuracy for r in results]}
@@ -380,14 +387,35 @@ class Cramming(SinkCramming):
     def decode(lm: LoadedModel, proto: ProtoTokens, batch_size: int = 8) -> list[list[int]]:
         """Greedy generation of every text after [mem, BOS], or after [mem, t_1] with t_1 given (then part of
         the text read back) when the tokenizer adds no BOS."""
-        mems, bos = mem_of(proto).to(lm.device), added_bos(lm)
+        mems, bos = mem_of(proto), added_bos(lm)
+        check_context(lm, proto, mems.shape[1])  # K mems, BOS (or t_1), the text less its last token
+        mems = mems.to(lm.device)
         if bos is not None:
             return generate_tokens(lm, mems, proto.lengths, batch_size, [[bos]] * len(proto))
         first = proto.extra.get("first_tokens")
         if not isinstance(first, list) or len(first) != len(proto):
             raise PrototokError(f"a '{HC_LAYOUT}' file for a model without BOS needs extra['first_tokens'], one a text")
+        vocab = lm.model.get_input_embeddings().weight.shape[0]
+        bad = [t for t in first if not (isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab)]
+        if bad:  # an id past the vocabulary would index outside the embedding table
+            raise PrototokError(
+                f"a '{HC_LAYOUT}' file's first_tokens must be token ids of this model (0 to {vocab - 1}); it holds "
+                f"{str(bad[0])[:40]}"
+            )
         gen = generate_tokens(lm, mems, [n - 1 for n in proto.lengths], batch_size, [[t] for t in first])
         return [[t, *g] for t, g in zip(first, gen)]
+
+
+def check_context(lm: LoadedModel, proto: ProtoTokens, extra: int) -> None:
+    """Refuse, before any forward, a file whose longest text needs more positions (its length plus `extra`:
+    the [mem] vectors and lead tokens, less the last token, which is never an input) than the model's context:
+    an edited file must not run generation past it."""
+    need = max(proto.lengths) + extra
+    if need > lm.max_positions:
+        raise PrototokError(
+            f"a '{proto.layout}' file with a text of {max(proto.lengths)} tokens needs {need} positions, more than "
+            f"the model's context ({lm.max_positions})"
+        )
 
 
 def mem_of(proto: ProtoTokens) -> torch.Tensor:

@@ -15,6 +15,9 @@ from ..errors import PrototokError, first_line
 from .encode import decode, demo, encode
 from .encoder import encoder
 from .experiments import ablate, capacity, geometry, reproduce
+from .fetch import fetch_model
+from .info import info
+from .logs import configure as configure_logging
 from .options import EXIT_BAD_INPUT, config_option
 from .report import report
 from .share import export, push
@@ -79,10 +82,15 @@ class _Group(click.Group):
 @click.option(
     "--debug", is_flag=True, help=f"show the traceback of an error instead of one line (or set {DEBUG_ENV}=1)"
 )
+@click.option("-q", "--quiet", is_flag=True, help="on stderr only warnings and errors: no progress, no notes")
+@click.option("-v", "--verbose", is_flag=True, help="on stderr debug lines too (model, fingerprints, recipe key)")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
     """Encode a text into two proto-token vectors; a frozen LM writes it back in one forward pass."""
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose exclude each other")
     ctx.meta["prototok.debug"] = debug
+    ctx.call_on_close(configure_logging(-1 if quiet else 1 if verbose else 0))  # the logger as it was, after
 
 
 def _with_config(cmd: click.Command) -> None:
@@ -94,6 +102,7 @@ def _with_config(cmd: click.Command) -> None:
         cmd.params.append(config_option())
 
 
-for _cmd in (encode, decode, demo, capacity, ablate, geometry, reproduce, report, export, push, encoder):
+for _cmd in (encode, decode, info, demo, capacity, ablate, geometry, reproduce, report, export, push, encoder,
+             fetch_model):  # fmt: skip
     _with_config(_cmd)
     main.add_command(_cmd)

@@ -13,7 +13,9 @@ from ..recipes import DEFAULT_RECIPE
 from .options import (
     EXIT_NOT_RECONSTRUCTED,
     EXIT_OK,
+    FRACTION,
     check_utf8,
+    encode_db_option,
     fit_options,
     input_texts,
     json_option,
@@ -38,10 +40,19 @@ from .options import (
     is_flag=True,
     help="fixed-shape steps through torch.compile (CUDA graphs on GPU); pays off on long runs",
 )
+@click.option(
+    "--walk/--no-walk",
+    default=None,
+    help="fit each text through its own prefixes (4, 5, 8, ... tokens, each from the last one's solution) "
+    "[default: texts longer than 64 tokens walk]",
+)
 @click.option("--encoder", type=click.Path(), default=None, help="a trained encoder checkpoint (no optimisation)")
-@click.option("--refine", type=int, default=0, show_default=True, help="with --encoder: optimiser steps from it")
-@click.option("--min-accuracy", type=float, default=1.0, show_default=True, help="exit 1 below this accuracy")
+@click.option(
+    "--refine", type=click.IntRange(0), default=0, show_default=True, help="with --encoder: optimiser steps from it"
+)
+@click.option("--min-accuracy", type=FRACTION, default=1.0, show_default=True, help="exit 1 below this accuracy")
 @click.option("--store-text", is_flag=True, help="keep the text itself in the file (else only its sha256)")
+@encode_db_option
 @json_option
 def encode(
     text,
@@ -59,26 +70,40 @@ def encode(
     seed,
     batch_size,
     compile_,
+    walk,
     share,
     encoder,
     refine,
     min_accuracy,
     store_text,
+    db,
     as_json,
 ):
     """Fit proto-tokens for TEXT (or --file, or stdin) and write them to -o.
 
     With --encoder, a trained encoder gives them in one pass instead (optionally refined by --refine steps).
+    With --db, the texts are also added to a results store (a row each, the file copied into <stem>.protos/).
     """
+    from dataclasses import asdict
+
     from ..encode import encode_resolved
     from ..layouts import get_layout
+    from ..models import DEFAULT_MODEL
     from ..recipes import resolve_recipe
+    from ..records import add_encoded, check_db, check_db_model
+    from ..schema import document, encode_texts
+    from ..tokens import tokenize
 
     check_output_file(output, "-o")  # before any loading or fitting
+    if db:
+        check_db(db)
     texts = input_texts(text, files)
+    origins = ((["argument"] if text is not None else []) + [str(f) for f in files]) or ["stdin"]
     lay = get_layout(layout)  # names resolved (the recipe checked for --share) once, before the model loads
     rec = resolve_recipe(recipe, share, lr=lr, max_steps=steps, init_scale=init_scale)
-    lm = load_model_from(locals())
+    lm = load_model_from(locals(), recipe=rec)
+    if db:
+        check_db_model(db, model or DEFAULT_MODEL, lm)
     update, bar = progress_bar(len(texts), "encode")
     try:
         if encoder:
@@ -88,25 +113,31 @@ def encode(
                                      batch_size=batch_size, progress=update)  # fmt: skip
         else:
             proto = encode_resolved(lm, texts, lay, rec, seed=seed, share=share, batch_size=batch_size,
-                                    store_text=store_text, progress=update, compile=compile_)  # fmt: skip
+                                    store_text=store_text, progress=update, compile=compile_,
+                                    walk=walk)  # fmt: skip
     finally:
         bar.close()
     proto.save(output)
-    rows = [
-        {"index": i, "tokens": n, "accuracy": a, "steps": s, "seconds": round(t, 2), "loss": round(lo, 5)}
-        for i, (n, a, s, t, lo) in enumerate(
-            zip(proto.lengths, proto.accuracy, proto.steps, proto.extra["seconds"], proto.extra["loss"])
-        )
-    ]
+    token_ids = [tokenize(lm.tokenizer, t) for t in texts]
+    config = {"device": str(lm.device), "dtype": str(lm.dtype).removeprefix("torch."), "batch_size": batch_size,
+              "share": share, "compile": compile_, "walk": walk, "encoder": encoder, "refine": refine,
+              "min_accuracy": min_accuracy, "store_text": store_text,
+              "recipe": {k: v for k, v in asdict(rec).items() if k != "notes"}}  # fmt: skip
+    doc = document("encode", lm.name, proto, encode_texts(proto, texts, token_ids), file=str(output), config=config)
+    if db:
+        doc = add_encoded(db, proto, lm, token_ids, model=model or DEFAULT_MODEL, origins=origins,
+                          batch_size=batch_size, document=doc)  # fmt: skip
     if as_json:
-        click.echo(json.dumps({"file": str(output), "texts": rows}))
+        click.echo(json.dumps(doc))
     else:
-        for r in rows:
+        for r in doc["texts"]:
             click.echo(
-                f"text {r['index']}: {r['tokens']} tokens, accuracy {r['accuracy']:.4f} "
-                f"after {r['steps']} steps, {r['seconds']:.1f} s"
+                f"text {r['index']}: {r['length']} tokens, accuracy {r['accuracy']:.4f} "
+                f"after {r['steps']} steps, {r['fit_seconds'] or 0:.1f} s"
             )
         click.echo(f"wrote {output}")
+        if db:
+            click.echo(f"added {doc['rows_added']} of {len(proto)} rows to {db} (the file as {doc['proto_path']})")
     sys.exit(EXIT_OK if min(proto.accuracy) >= min_accuracy else EXIT_NOT_RECONSTRUCTED)
 
 
@@ -125,8 +156,10 @@ def demo(model, device, dtype, revision, text, output):
     from ..encode import encode as run_encode
 
     check_output_file(output, "-o")  # before any loading or fitting
+    from ..recipes import get_recipe
+
     t0 = time.perf_counter()
-    lm = load_model_from(locals())
+    lm = load_model_from(locals(), recipe=get_recipe(DEFAULT_RECIPE))
     click.echo(
         f"model {lm.name} loaded in {time.perf_counter() - t0:.1f} s; fitting e and m "
         f"({DEFAULT_RECIPE} recipe, {lm.hidden_size} numbers each)"
@@ -167,13 +200,17 @@ def decode(file, model, device, dtype, revision, reference, as_json, trust_file_
     download and no conversion: a local Hugging Face folder, or a built-in name or .gguf already converted in
     the cache. Anything else needs --model, or --trust-file-model.
     """
+    import logging
     import warnings
 
     from ..decode import decode as run_decode
     from ..models import file_model_refusal
     from ..protofile import ProtoTokens
+    from .logs import holding, release
 
-    with warnings.catch_warnings(record=True) as caught:  # shown once the decode worked: an error stays one line
+    log = logging.getLogger("prototok")
+    # the file's warnings are shown once the decode worked: an error stays the one line on stderr
+    with warnings.catch_warnings(record=True) as caught, holding() as held:
         warnings.simplefilter("always")
         proto = ProtoTokens.load(file)
     if reference and len(reference) != len(proto):
@@ -183,18 +220,19 @@ def decode(file, model, device, dtype, revision, reference, as_json, trust_file_
         raise PrototokError(
             f"{file} names model '{proto.model}': {why}; pass --model {proto.model} (or --trust-file-model) to load it"
         )
-    lm = load_model_from(locals(), model or proto.model)
+    lm = load_model_from(locals(), model or proto.model, precision=proto.precision)
     out = run_decode(proto, lm, references=references)
+    release(held)
     for w in caught:
-        click.echo(f"prototok: warning: {w.message}", err=True)
+        log.warning("%s", w.message)
     if model is None:  # after the decode: an error stays the only line on stderr
-        click.echo(f"prototok: decoded with model '{proto.model}', the one {file} was made for (--model overrides)",
-                   err=True)  # fmt: skip
+        log.info("decoded with model '%s', the one %s was made for (--model overrides)", proto.model, file)
     if as_json:
+        from ..schema import decode_texts, document
+
+        config = {"device": str(lm.device), "dtype": str(lm.dtype).removeprefix("torch."), "references": len(reference)}
         click.echo(
-            json.dumps(
-                [{"index": i, "text": d.text, "tokens": d.tokens, "accuracy": d.accuracy} for i, d in enumerate(out)]
-            )
+            json.dumps(document("decode", lm.name, proto, decode_texts(proto, out), file=str(file), config=config))
         )
     else:
         for d in out:

@@ -7,6 +7,8 @@ import json
 import click
 
 from .options import (
+    POSITIVE,
+    FiniteFloat,
     batch_size_option,
     device_option,
     dtype_option,
@@ -58,7 +60,7 @@ def encoder() -> None:
 @click.option(
     "--stop-at", type=click.IntRange(0), default=None, help="stop (with a checkpoint) at this step; --resume continues"
 )
-@click.option("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
+@click.option("--max-minutes", type=POSITIVE, default=None, help="stop (with a checkpoint) after this wall time")
 @train_seed_option
 @device_option("; per rank under torchrun")
 @dtype_option
@@ -75,7 +77,24 @@ def encoder() -> None:
 @click.option("--layers", type=click.IntRange(1), default=2, show_default=True, help="encoder transformer layers")
 @click.option("--heads", type=click.IntRange(1), default=4, show_default=True, help="attention heads per encoder layer")
 @click.option("--predict-m", is_flag=True, help="predict m per text too (default: one trained m shared by all)")
-@click.option("--holdout", type=float, default=0.05, show_default=True, help="fraction of texts kept for eval")
+@click.option(
+    "--reader",
+    type=click.Choice(["embeddings", "lm"]),
+    default="embeddings",
+    show_default=True,
+    help="what the encoder reads: the LM's token embeddings, or (lm) its hidden states at --reader-layer",
+)
+@click.option("--reader-layer", type=int, default=-1, show_default=True, help="with --reader lm: which hidden states")
+@click.option(
+    "--e-scale", type=POSITIVE, default=1.0, show_default=True, help="e = this x the encoder's output (50: fast-e50)"
+)
+@click.option(
+    "--holdout",
+    type=FiniteFloat(0, 1, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="fraction of texts kept for eval",
+)
 def train(
     model,
     data,
@@ -182,9 +201,10 @@ def eval_(
     from ..recipes import parse_recipe
     from ..sources import with_text_field
 
+    rec = parse_recipe(recipe, lr=lr)  # before loading: a bad spec loads nothing, and it picks the precision
     meta = read_meta(ckpt)
     name = model or meta.get("train", {}).get("model") or config_from_meta(meta, str(ckpt)).lm_name
-    lm = load_model_from(locals(), name)
+    lm = load_model_from(locals(), name, recipe=rec)
     texts = training_texts([with_text_field(d, text_field) for d in data], samples, seed)
     chosen = eval_texts(
         lm, ckpt, texts, n_texts, heldout=split == "heldout", min_len=min_len, max_len=max_len, seed=seed
@@ -195,7 +215,7 @@ def eval_(
             lm,
             ckpt,
             chosen,
-            recipe=parse_recipe(recipe, lr=lr),
+            recipe=rec,
             max_steps=steps,
             fits=not no_fits,
             seed=seed,

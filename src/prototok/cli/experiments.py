@@ -15,6 +15,8 @@ from ..layouts import LAYOUTS
 from ..methods import METHODS, WARM_STARTS, OnePass
 from ..models import DEFAULT_MODEL
 from .options import (
+    FRACTION,
+    POSITIVE,
     batch_size_option,
     capacity_share_option,
     device_option,
@@ -108,6 +110,7 @@ def _run(name: str, cfg, opts: dict, method=None) -> None:
         device=opts["device"],
         db=opts["db"],
         samples=opts["samples"],
+        random_samples=opts.get("random_samples"),
         data_seed=opts["data_seed"],
         min_chars=opts["min_chars"],
         batch_size=opts["batch_size"],
@@ -160,7 +163,7 @@ def _seeds(opts) -> tuple[int, ...]:
 @click.option("--lengths", default=None, help="comma-separated subset of the grid (default: 4,5,8,11,...,1448)")
 @capacity_share_option
 @click.option(
-    "--threshold", type=float, default=THRESHOLD, show_default=True, help="accuracy that counts as reconstructed"
+    "--threshold", type=FRACTION, default=THRESHOLD, show_default=True, help="accuracy that counts as reconstructed"
 )
 @click.option(
     "--method",
@@ -182,7 +185,7 @@ def _seeds(opts) -> tuple[int, ...]:
 @click.option("--num-mem", type=click.IntRange(1), default=1, show_default=True, help="K [mem] vectors (cram)")
 @click.option(
     "--first-scale",
-    type=float,
+    type=POSITIVE,
     default=1.0,
     show_default=True,
     help="cram: mem_1's init std and lr times this (the attention-sink fix the fast recipe applies to e; try 20)",
@@ -284,7 +287,7 @@ def ablate_sharing(lengths, groups, shared, **opts):
 @click.option(
     "--bezier-steps", type=click.IntRange(0), default=200, show_default=True, help="Adam steps for each curve"
 )
-@click.option("--bezier-lr", type=float, default=0.01, show_default=True, help="relative to the endpoints' gap")
+@click.option("--bezier-lr", type=POSITIVE, default=0.01, show_default=True, help="relative to the endpoints' gap")
 @click.option("--nearest", type=click.IntRange(1), default=3, show_default=True, help="vocabulary tokens per vector")
 @click.option("--all-pairs", is_flag=True, help="connect every pair of a text's solutions (overrides --pairs)")
 @click.option(
@@ -333,7 +336,7 @@ def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_ste
 
 
 @click.command()
-@click.argument("table", type=click.Choice(["table1", "table2", "table3"]))
+@click.argument("table", type=click.Choice(["table1", "table2", "table3", "table3-shared", "cram-table1"]))
 @model_option()
 @device_option()
 @revision_option
@@ -344,16 +347,18 @@ def geometry(n_seeds, length, contexts, continuations, pairs, points, bezier_ste
 @click.option("--dry-run", is_flag=True, help="print every value the preset fixes and the plan's cost, fit nothing")
 @experiment_json_option
 def reproduce(table, model, device, revision, data, text_field, db, batch_size, dry_run, as_json):
-    """Run one of the paper's tables (arXiv 2505.21189) with the paper's settings.
+    """Run one of the papers' tables with the papers' settings.
 
-    Recipe `paper` exactly, its sample counts, seeds, lengths, groups and layouts, and its precision (fp32 for
-    Pythia, bf16 for Llama on GPU). table1: `ablate layouts` (50 texts, lengths 1..1024, every layout);
-    table2: `ablate sharing` (256 texts, N=256, groups 1/4/16/64/256 sharing m or e, 10 seeds, max and
-    average); table3: `capacity` (50 texts, the length grid 4..1448). Every fixed value is printed first; the
-    settings are those of prototok.experiments.presets.PRESETS. Only the model, the data, the database and
-    batching can be chosen.
+    arXiv 2505.21189, recipe `paper` exactly, its sample counts, seeds, lengths, groups and layouts, and its
+    precision (fp32 for Pythia, bf16 for Llama on GPU): table1: `ablate layouts` (50 texts, lengths 1..1024,
+    every layout); table2: `ablate sharing` (256 texts, N=256, groups 1/4/16/64/256 sharing m or e, 10 seeds,
+    max and average); table3: `capacity` (50 texts, 100 random-word texts, the length grid 4..1448);
+    table3-shared: the same with one m shared by the texts. arXiv 2502.13063: cram-table1: `capacity --method
+    cram` with one [mem] on its grid 64..3072 (PG-19 and drawn-length random texts). Every fixed value is
+    printed first; the settings are those of prototok.experiments.presets.PRESETS. Only the model, the data,
+    the database and batching can be chosen.
     """
-    from ..experiments.presets import PAPER_DATA, PAPER_RECIPE, PRESETS, paper_dtype
+    from ..experiments.presets import PRESETS, paper_dtype
     from ..models import pick_device
 
     preset = PRESETS[table]
@@ -362,7 +367,7 @@ def reproduce(table, model, device, revision, data, text_field, db, batch_size, 
     for line in preset.describe(name, kind):
         click.echo(line, err=as_json)
     opts = {
-        "data": data or PAPER_DATA,
+        "data": data or preset.data,
         "text_field": text_field,
         "db": db,
         "dry_run": dry_run,
@@ -376,4 +381,4 @@ def reproduce(table, model, device, revision, data, text_field, db, batch_size, 
         "batch_size": batch_size,
         "as_json": as_json,
     }
-    _run(preset.experiment, preset.config, opts, OnePass.from_options(recipe=PAPER_RECIPE))
+    _run(preset.experiment, preset.config, opts | {"random_samples": preset.random_samples}, preset.make_method())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -9,11 +10,49 @@ import click
 from ..errors import PrototokError, first_line
 from ..experiments.runner import DEFAULT_DB
 from ..files import read_text
-from ..layouts import DEFAULT_LAYOUT, LAYOUTS
+from ..layouts import DEFAULT_LAYOUT, LAYOUTS, get_layout
 from ..models import BUILTIN_MODELS, DEFAULT_MODEL, DTYPES
 from ..recipes import DEFAULT_RECIPE, RECIPE_HELP, SHARES
 
 EXIT_OK, EXIT_NOT_RECONSTRUCTED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+# ------------------------------------------------------------------------------------------------ value types
+# Checked when the command line (or --config) is parsed: a bad value is exit 2 before any file or model is touched.
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is also a number: NaN passes every comparison and inf every lower bound, so
+    click.FloatRange alone would let `--lr nan` or `--lr inf` through to a fit that writes a file of NaNs."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+POSITIVE = FiniteFloat(0, min_open=True)  # learning rates, scales, minutes
+FRACTION = FiniteFloat(0, 1)  # accuracies
+
+
+class LayoutName(click.ParamType):
+    """A layout name (layouts.get_layout: spaces optional), checked at parse time and passed on as given, so
+    rows keep the name they were keyed by."""
+
+    name = "layout"
+
+    def convert(self, value, param, ctx):
+        try:
+            get_layout(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+        return value
+
+
+LAYOUT = LayoutName()
 
 
 # ---------------------------------------------------------------------------------------------------- options
@@ -81,6 +120,14 @@ experiment_db_option = click.option(
     type=click.Path(dir_okay=False),
     help="results database (SQLite); proto-token files go beside it in <stem>.protos/",
 )
+# encode: optional, and it appends (experiment "encode"), the file copied into <stem>.protos/encode/
+encode_db_option = click.option(
+    "--db",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="also add the texts to this results database (SQLite), a row each, as the experiments do; the file is "
+    "copied into <stem>.protos/encode/ with the run's JSON",
+)
 
 # --data: the experiments' sources; reproduce's (optional: the paper's data by default); the encoder's texts
 experiment_data_option = click.option(
@@ -116,17 +163,17 @@ encoder_samples_option = click.option(
 
 # fitting: the shared meaning, then the encoder's (train: its own optimiser; eval: its warm and cold fits)
 layout_option = click.option(
-    "--layout", default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS)
+    "--layout", type=LAYOUT, default=DEFAULT_LAYOUT, show_default=True, help="one of: " + ", ".join(LAYOUTS)
 )
 recipe_option = click.option("--recipe", default=None, help=RECIPE_HELP)
 eval_recipe_option = click.option(
     "--recipe", default=DEFAULT_RECIPE, show_default=True, help="recipe of the warm and cold fits: " + RECIPE_HELP
 )
-lr_option = click.option("--lr", type=float, default=None, help="override the recipe's learning rate")
+lr_option = click.option("--lr", type=POSITIVE, default=None, help="override the recipe's learning rate")
 eval_lr_option = click.option(
-    "--lr", type=float, default=None, help="override the recipe's learning rate (warm and cold alike)"
+    "--lr", type=POSITIVE, default=None, help="override the recipe's learning rate (warm and cold alike)"
 )
-train_lr_option = click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW peak learning rate")
+train_lr_option = click.option("--lr", type=POSITIVE, default=1e-3, show_default=True, help="AdamW peak learning rate")
 steps_option = click.option(
     "--steps", type=click.IntRange(0), default=None, help="override the recipe's max steps per text"
 )
@@ -181,11 +228,18 @@ def proto_output_option(default: str):
     )
 
 
-def load_model_from(opts: dict, name: str | None = None):
-    """The model of a command's model options (--model, --device, --dtype, --revision)."""
+def load_model_from(opts: dict, name: str | None = None, *, recipe=None, precision: str = ""):
+    """The model of a command's model options (--model, --device, --dtype, --revision). With --dtype auto, the
+    precision rule picks the weights' dtype: float32 for an L-BFGS `recipe`, and a file's own `precision` for
+    decoding (prototok.precision)."""
     from ..models import load_model
+    from ..precision import decode_dtype, load_dtype
 
     dtype = None if opts.get("dtype") in (None, "auto") else opts["dtype"]
+    if recipe is not None:
+        dtype = load_dtype(recipe, dtype)
+    if precision:
+        dtype = decode_dtype(precision, dtype)
     return load_model(name or opts.get("model") or DEFAULT_MODEL, opts.get("device"), dtype, opts.get("revision"))
 
 
@@ -251,10 +305,29 @@ def _apply_config(ctx: click.Context, param: click.Parameter, value: str | None)
         if p is None:
             known = ", ".join(sorted({q.opts[-1].lstrip("-") if q.opts else q.name for q in names.values()}))
             raise click.BadParameter(f"{value} sets '{key}', which this command does not take (it takes: {known})")
-        if getattr(p, "multiple", False) and not isinstance(val, list):
-            val = [val]
-        defaults[p.name] = val
+        defaults[p.name] = _config_value(value, str(key), p, val)
     ctx.default_map = defaults
+
+
+def _config_value(path: str, key: str, p: click.Parameter, val):
+    """A config value in the shape the option takes: one value (a string where it names a file), or a list of
+    them for a repeatable option. Anything else (a list for a one-value option such as `text`, a nested list, a
+    mapping: what a YAML anchor bomb expands into) is refused here, as one line, before click converts it."""
+    repeatable = getattr(p, "multiple", False) or p.nargs != 1
+    if isinstance(val, list) and not repeatable:
+        raise click.BadParameter(f"{path} sets '{key}' to a list, but it takes one value")
+    items = val if isinstance(val, list) else [val]
+    for item in items:
+        if isinstance(p.type, click.Path | click.File):
+            ok, want = isinstance(item, str), "a path (a string)"
+        elif isinstance(p.type, click.types.BoolParamType):
+            ok, want = isinstance(item, bool | str), "true or false"
+        else:
+            ok, want = isinstance(item, str | int | float) and not isinstance(item, bool), "a string or a number"
+        if not ok:
+            shown = "a list" if isinstance(item, list) else "a mapping" if isinstance(item, dict) else repr(item)[:40]
+            raise click.BadParameter(f"{path} sets '{key}' to {shown}, but it takes {want}")
+    return items if repeatable else val
 
 
 def config_option() -> click.Option:
@@ -276,7 +349,7 @@ def fit_options(f):
         recipe_option,
         lr_option,
         steps_option,
-        click.option("--init-scale", type=float, default=None, help="override the recipe's init scale"),
+        click.option("--init-scale", type=POSITIVE, default=None, help="override the recipe's init scale"),
         seed_option,
         batch_size_option,
     ]
@@ -286,15 +359,11 @@ def fit_options(f):
 
 
 def progress_bar(total: int, desc: str):
-    """Progress on stderr with live accuracy (a bar on a terminal, plain lines elsewhere); returns (callback, bar)."""
-    from ..progress import ProgressBar
+    """Progress on stderr with live accuracy (a bar on a terminal, plain lines elsewhere; none under -q); returns
+    (callback, bar): progress.fit_progress, the display encode(progress=True) shows too."""
+    from ..progress import fit_progress
 
-    bar = ProgressBar(total, desc)
-
-    def update(p) -> None:
-        bar.update(p.done, step=p.step, acc=f"{p.active_accuracy:.3f}", solved=p.solved)
-
-    return update, bar
+    return fit_progress(total, desc)
 
 
 def check_utf8(text: str, where: str) -> str:

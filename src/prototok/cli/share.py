@@ -1,4 +1,4 @@
-"""`prototok export` (a results table as CSV, JSON lines or Parquet) and `prototok push` (a proto-token file or
+"""`prototok export` (a results table as CSV, JSON, JSON lines or Parquet) and `prototok push` (a proto-token file or
 an encoder checkpoint to the Hugging Face Hub)."""
 
 from __future__ import annotations
@@ -22,21 +22,19 @@ from .options import branch_option, db_option, output_option
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "jsonl", "parquet"]),
+    type=click.Choice(["csv", "json", "jsonl", "parquet"]),
     default=None,
-    help="csv (header + a line per row), jsonl (an object per line) or parquet (needs pyarrow; needs -o); "
-    "default: from -o's extension, else csv",
+    help="csv (header + a line per row), json (an array of objects, for pandas.read_json), jsonl (an object per "
+    "line) or parquet (needs pyarrow; needs -o); default: from -o's extension (.json, .jsonl, .parquet), else csv",
 )
 @output_option("-", "file to write (replaced atomically); - for stdout")
 def export(db, table, fmt, output):
     """Export a table of the results store (every column, a row per line) for pandas, R or a spreadsheet."""
-    from ..export import export_table
+    from ..export import export_table, format_for
     from ..files import check_output_file
 
     to_stdout = output == "-"
-    if fmt is None:
-        suffix = "" if to_stdout else Path(output).suffix.lower().lstrip(".")
-        fmt = {"parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "json": "jsonl"}.get(suffix, "csv")
+    fmt = fmt or format_for(output)
     if not to_stdout:
         check_output_file(output, "-o")
     n, text = export_table(db, table, fmt, None if to_stdout else output)

@@ -6,7 +6,7 @@ checks the model and tokenizer fingerprints before anything is computed.
 from __future__ import annotations
 
 import json
-import warnings
+import logging
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from .model import EncoderConfig, ProtoEncoder
 
 WEIGHTS, CONFIG = "encoder.safetensors", "encoder.json"
 FORMAT_VERSION = 1
+log = logging.getLogger("prototok")
 
 
 def checkpoint_folder(path: str | Path) -> Path:
@@ -65,7 +66,7 @@ def config_from_meta(meta: dict, where: str) -> EncoderConfig:
     raw = meta.get("config", {})
     known = {f.name for f in fields(EncoderConfig)}
     if unknown := sorted(set(raw) - known):
-        warnings.warn(f"{where}: ignoring unknown encoder config keys {unknown}", stacklevel=3)
+        log.warning("%s: ignoring unknown encoder config keys %s", where, unknown)
     try:
         return EncoderConfig(**{k: v for k, v in raw.items() if k in known})
     except TypeError as err:

@@ -32,7 +32,7 @@ def predict_pairs(
     es, ms = [], []
     for i in range(0, len(token_lists), batch_size):
         chunk = token_lists[i : i + batch_size]
-        e, m = encoder(*token_batch(lm, chunk))  # (b, D), (b or 1, D)
+        e, m = encoder(*token_batch(lm, chunk, encoder.cfg.reader, encoder.cfg.reader_layer))  # (b, D), (b or 1, D)
         es.append(e.float().cpu())
         ms.append(m.float().cpu().expand(len(chunk), -1))  # (b, D)
     return torch.cat(es), torch.cat(ms)

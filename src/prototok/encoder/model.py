@@ -1,9 +1,12 @@
 """The encoder network: text -> (e, m) in one pass, no per-text optimisation (amortised proto-tokens).
 
-The encoder reads the frozen LM's own token embeddings (never trained, never saved with the encoder), runs a
-few transformer layers with a learned query token in front, and projects the query's output to the LM's
-hidden size as e. m is one trained vector shared by every text, or (predict_m) read from a second query.
-Its training objective is the fitter's: the one-pass loss of prototok.onepass, through the frozen LM.
+The encoder reads the text through the frozen LM (never trained, never saved with the encoder): its token
+embeddings (reader "embeddings"), or the hidden states of one of its layers (reader "lm": the LM's own reading
+of the text, computed without grad and cacheable per text, as in-context autoencoders read a context). It runs
+a few transformer layers with a learned query token in front and projects the query's output to the LM's
+hidden size as e, times e_scale (the fitter found e must be ~50x m on SmolLM2, whose position 0 is an attention
+sink). m is one trained vector shared by every text, or (predict_m) read from a second query. Its training
+objective is the fitter's: the one-pass loss of prototok.onepass, through the frozen LM.
 
 Shapes: B texts, L tokens (padded), D the LM's hidden size, W the encoder's width, Q query rows (1 or 2).
 """
@@ -22,6 +25,8 @@ from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
 from ..models import LoadedModel
 from ..onepass import layout_scores
 
+READERS = ("embeddings", "lm")
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -37,6 +42,9 @@ class EncoderConfig:
     predict_m: bool = False  # False: one trained m shared by all texts; True: m read from a second query
     m_init_scale: float = 1.0  # shared m starts as N(0, m_init_scale^2), the paper's init for (e, m)
     layout: str = DEFAULT_LAYOUT  # the layout the encoder was trained for
+    reader: str = "embeddings"  # "embeddings": the LM's token embeddings; "lm": hidden states of reader_layer
+    reader_layer: int = -1  # with reader "lm": which of the LM's hidden states (0 = embeddings, -1 = the last)
+    e_scale: float = 1.0  # e = e_scale * the head's output (fast-e50 puts e at 50x m)
     lm_name: str = ""
     lm_fingerprint: str = ""
     tokenizer_fingerprint: str = ""
@@ -49,6 +57,10 @@ class EncoderConfig:
             raise ValueError(f"EncoderConfig.heads ({self.heads}) must divide width ({self.width})")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"EncoderConfig.dropout must lie in [0, 1), got {self.dropout}")
+        if self.reader not in READERS:
+            raise ValueError(f"EncoderConfig.reader must be one of {READERS}, got '{self.reader}'")
+        if not (math.isfinite(self.e_scale) and self.e_scale > 0):
+            raise ValueError(f"EncoderConfig.e_scale must be a finite number > 0, got {self.e_scale}")
         _ = self.lay  # resolved now, once: an unknown name is a ValueError naming the legal layouts
 
     @cached_property
@@ -75,6 +87,8 @@ class ProtoEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         w, queries = cfg.width, 2 if cfg.predict_m else 1
+        # hidden states differ in scale by orders of magnitude across positions (the sink at 0): normalise each
+        self.norm_in = nn.LayerNorm(cfg.lm_hidden) if cfg.reader == "lm" else nn.Identity()
         self.inp = nn.Linear(cfg.lm_hidden, w)
         self.pos = nn.Parameter(torch.randn(cfg.max_len, w) * 0.02)  # (max_len, W)
         self.query = nn.Parameter(torch.randn(queries, w) * 0.02)  # (Q, W) learned "CLS" rows, read out last
@@ -96,29 +110,37 @@ class ProtoEncoder(nn.Module):
         if n > self.cfg.max_len:
             raise PrototokError(f"text of {n} tokens is longer than this encoder's max_len ({self.cfg.max_len})")
         q = self.query.unsqueeze(0).expand(b, -1, -1)  # (B, Q, W)
-        x = torch.cat([q, self.inp(tok_emb) + self.pos[:n]], dim=1)  # (B, Q+L, W)
+        x = torch.cat([q, self.inp(self.norm_in(tok_emb)) + self.pos[:n]], dim=1)  # (B, Q+L, W)
         queries_seen = torch.zeros(b, q.shape[1], dtype=torch.bool, device=pad.device)  # (B, Q)
         mask = torch.cat([queries_seen, pad], dim=1)  # (B, Q+L)
         h = self.body(x, src_key_padding_mask=mask)  # (B, Q+L, W)
         out = self.head(h[:, 0])  # (B, Q*D)
+        e = out[:, : self.cfg.lm_hidden] * self.cfg.e_scale  # (B, D)
         if self.cfg.predict_m:
-            return out[:, : self.cfg.lm_hidden], out[:, self.cfg.lm_hidden :]  # (B, D), (B, D)
-        return out, self.m  # (B, D), (1, D)
+            return e, out[:, self.cfg.lm_hidden :]  # (B, D), (B, D)
+        return e, self.m  # (B, D), (1, D)
 
 
-def token_batch(lm: LoadedModel, token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frozen LM's embeddings of right-padded token lists: (B, L, D) without grad, and the pad mask (B, L).
+def token_batch(
+    lm: LoadedModel, token_lists: list[list[int]], reader: str = "embeddings", layer: int = -1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the encoder reads, for right-padded token lists: (B, L, D) without grad, and the pad mask (B, L).
 
-    Raw table rows, unscaled: the encoder learns its own input scale, whatever the LM multiplies by."""
+    reader "embeddings": raw table rows, unscaled (the encoder learns its own input scale, whatever the LM
+    multiplies by). reader "lm": the LM's hidden states after `layer`, one no-grad forward over the batch (causal:
+    a text's rows do not depend on the padding after it); about a third of a training step's forward+backward."""
     n = max(len(t) for t in token_lists)
     ids = torch.zeros(len(token_lists), n, dtype=torch.long)  # (B, L)
     pad = torch.ones(len(token_lists), n, dtype=torch.bool)  # (B, L)
     for i, t in enumerate(token_lists):
         ids[i, : len(t)] = torch.tensor(t)
         pad[i, : len(t)] = False
+    ids, pad = ids.to(lm.device), pad.to(lm.device)
     with torch.no_grad():
-        emb = lm.model.get_input_embeddings().weight[ids.to(lm.device)].float()  # (B, L, D)
-    return emb, pad.to(lm.device)
+        if reader == "embeddings":
+            return lm.model.get_input_embeddings().weight[ids].float(), pad  # (B, L, D)
+        out = lm.model.base_model(input_ids=ids, output_hidden_states=True, use_cache=False)
+        return out.hidden_states[layer].float(), pad  # (B, L, D)
 
 
 def one_pass_loss(

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 from pathlib import Path
@@ -39,6 +39,7 @@ from .model import EncoderConfig, ProtoEncoder, one_pass_loss, token_batch
 
 STATE = "train_state.pt"
 LOG = "train_log.jsonl"
+log = logging.getLogger("prototok")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class TrainConfig:
     heads: int = 4
     dropout: float = 0.0
     predict_m: bool = False
+    reader: str = "embeddings"  # what the encoder reads: the LM's token embeddings, or "lm": its hidden states
+    reader_layer: int = -1  # with reader "lm": which hidden states (0 = embeddings, -1 = the last layer's)
+    e_scale: float = 1.0  # e = e_scale * the encoder's output (50: fast-e50's scale of e against m)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_len <= self.max_len:
@@ -73,8 +77,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "ckpt_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):  # NaN passes `self.lr <= 0`
+            raise ValueError(f"TrainConfig.lr must be a finite number > 0, got {self.lr}")
         if not 0 <= self.holdout < 1:
             raise ValueError(f"TrainConfig.holdout must lie in [0, 1), got {self.holdout}")
         _ = self.lay  # resolved now, once: an unknown name is a ValueError naming the legal layouts
@@ -94,6 +98,9 @@ class TrainConfig:
             dropout=self.dropout,
             predict_m=self.predict_m,
             layout=self.lay.name,
+            reader=self.reader,
+            reader_layer=self.reader_layer,
+            e_scale=self.e_scale,
         )
 
     def lr_at(self, step: int) -> float:
@@ -233,9 +240,7 @@ def _check_resume(saved: dict, cfg: TrainConfig, out: Path) -> None:
         if (list(was) if isinstance(was, tuple | list) else was) != (list(now) if isinstance(now, tuple) else now):
             raise PrototokError(f"--resume: {out} was trained with {f.name}={was!r}, not {now!r}")
     if old.get("steps") != cfg.steps:
-        warnings.warn(
-            f"--resume: steps changed {old.get('steps')} -> {cfg.steps}; the schedule changes too", stacklevel=4
-        )
+        log.warning("--resume: steps changed %s -> %s; the schedule changes too", old.get("steps"), cfg.steps)
 
 
 def _resume(out: Path, cfg: TrainConfig, lm: LoadedModel, enc: ProtoEncoder, opt, d: Dist) -> int:
@@ -333,7 +338,7 @@ def train_encoder(
         toks = corpus.batch(step, d.rank, d.world)
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(step)
-        e, m = model(*token_batch(lm, toks))  # (b, D), (b or 1, D)
+        e, m = model(*token_batch(lm, toks, enc.cfg.reader, enc.cfg.reader_layer))  # (b, D), (b or 1, D)
         loss, correct = one_pass_loss(lm, e, m, toks, cfg.lay)  # (b,), (b,)
         loss.mean().backward()  # DDP averages over ranks: the global batch's mean per-text loss
         if cfg.grad_clip:

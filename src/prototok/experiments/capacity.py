@@ -7,6 +7,12 @@ from (e, m) at >= 99% token accuracy, on the papers' length grid (powers of sqrt
 - the cramming baseline ("mean-accuracy"): the largest length whose mean over texts of the best accuracy (max
   over seeds) reaches the threshold, as hidden_capacity summarizes its runs.
 Beside it: mean +- std of the per-sample capacities, the per-sample values, and the mean over (sample, seed).
+Both are grid values. The count statistic, C_tokens (`capacity_tokens`), is what arXiv 2505.21189's Table 3
+prints (Eq. 2): per sample the most tokens of a text reconstructed, then the maximum over samples. It differs
+from the grid value where a text is shorter than its grid length: a sample shorter than a length is fitted
+whole once (texts.prefixes(whole=True), as hidden_capacity's truncation gives it; those rows count towards
+C_tokens only) and a drawn-length text (random-glove-drawn) counts its drawn tokens. H_LM at capacity is that
+text's (mean +- std over samples).
 H_LM is stored in bits (Row.h_lm_bits) and shown in nats, the paper's unit (Table 3): nats = bits * ln 2.
 
 The walk is the same for every method (run.method): a method's rows carry its own layout and are judged on its
@@ -29,10 +35,11 @@ from ..layouts import DEFAULT_LAYOUT, Layout, get_layout
 from ..methods import METHODS, for_layout, judged_score
 from ..protofile import ProtoTokens
 from ..recipes import SHARES
+from ..walk import GRID
 from .runner import THRESHOLD, Experiment, Plan, Run, chunks_of
-from .texts import Item, Prefixes
+from .texts import Item, Prefixes, fitted_tokens, whole_short
 
-LENGTHS = (4, 5, 8, 11, 16, 22, 32, 45, 64, 90, 128, 181, 256, 362, 512, 724, 1024, 1448)
+LENGTHS = GRID  # the papers' grid (factor sqrt 2), shared with encode's prefix walk
 NATS_PER_BIT = math.log(2)
 
 
@@ -113,7 +120,10 @@ def plan_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Plan:
     plan.notes.append("an upper bound: the walk up the grid stops at the first length no sample reconstructs")
     short = [n for n in lengths if any(n not in t.tokens for t in texts)]
     if short:
-        plan.notes.append(f"lengths {short}: some samples are shorter (raise --min-chars) and skip them")
+        plan.notes.append(
+            f"lengths {short}: some samples are shorter; each is fitted whole once, at the first length above its "
+            "token count (C_tokens counts it; the grid capacity does not)"
+        )
     if dropped:
         plan.notes.append(f"lengths {dropped} do not fit the model's context ({run.lm.max_positions})")
     return plan
@@ -174,8 +184,9 @@ class SampleCapacity:
     offset: int
     capacity: int  # longest grid length reconstructed by any seed; 0 if none
     per_seed: dict[int, int]
-    h_lm_bits: float | None  # H_LM of the prefix at `capacity`, in bits as stored (h_lm_nats: the paper's unit)
+    h_lm_bits: float | None  # H_LM of the text at `tokens` (else at `capacity`), in bits as stored (h_lm_nats)
     h_lm_max: float | None = None  # the largest H_LM (bits) among the prefixes this sample reconstructed (Fig. 3)
+    tokens: int | None = None  # C_tokens: the most tokens of a text it reconstructed; None: a count is unknown
 
     @property
     def h_lm_nats(self) -> float | None:
@@ -190,6 +201,8 @@ class CapacitySummary:
     judged: str = "accuracy"  # one-pass token accuracy, "teacher-forced accuracy" or "greedy generation accuracy"
     statistic: str = "max"  # the rows' method's capacity_statistic
     contexts: set[str] = field(default_factory=set)  # H_LM conventions of the rows ("bos", "none")
+    counted: bool = True  # every row recorded its fitted token count (rows stored before it did not)
+    lengths: tuple[int, ...] = ()  # the grid lengths the rows were fitted at
 
     @property
     def capacity(self) -> int:
@@ -198,6 +211,13 @@ class CapacitySummary:
         if self.statistic == "mean-accuracy":
             return max((n for n, st in self.by_length.items() if st["best"] >= self.threshold), default=0)
         return max((s.capacity for s in self.samples), default=0)
+
+    @property
+    def capacity_tokens(self) -> int | None:
+        """C_tokens, the count statistic (module docstring): max over samples of the most tokens reconstructed;
+        None when some sample's count is unknown (a drawing source's rows stored before counts were kept)."""
+        counts = [s.tokens for s in self.samples]
+        return None if not counts or None in counts else max(counts)
 
     @property
     def statistic_text(self) -> str:
@@ -223,11 +243,20 @@ class CapacitySummary:
         caps = [c for s in self.samples for c in s.per_seed.values()]
         return statistics.fmean(caps) if caps else 0.0
 
+    def _h_at_capacity(self) -> list[float]:
+        return [s.h_lm_bits for s in self.samples if s.h_lm_bits is not None and (s.tokens or s.capacity)]
+
     @property
     def h_lm_mean(self) -> float | None:
-        """Mean over samples of H_LM at each sample's capacity, in nats."""
-        hs = [s.h_lm_bits for s in self.samples if s.h_lm_bits is not None and s.capacity]
+        """Mean over samples of H_LM at each sample's capacity (the text of C_tokens), in nats."""
+        hs = self._h_at_capacity()
         return nats(statistics.fmean(hs)) if hs else None
+
+    @property
+    def h_lm_std(self) -> float | None:
+        """Std over samples of H_LM at each sample's capacity, in nats (the paper prints mean +- std)."""
+        hs = self._h_at_capacity()
+        return nats(statistics.pstdev(hs)) if len(hs) > 1 else (0.0 if hs else None)
 
     @property
     def h_lm_top(self) -> float | None:
@@ -252,7 +281,7 @@ class CapacitySummary:
             h = "-" if s.h_lm_bits is None or not s.capacity else f"{s.h_lm_nats:.1f} nats"
             seeds = ", ".join(f"seed {k}: {v}" for k, v in sorted(s.per_seed.items()))
             lines.append(f"sample {s.sample} ({s.doc}@{s.offset}): capacity {s.capacity} tokens, H_LM {h} ({seeds})")
-        h = "-" if self.h_lm_mean is None else f"{self.h_lm_mean:.1f} nats"
+        h = "-" if self.h_lm_mean is None else f"{self.h_lm_mean:.1f} +- {self.h_lm_std:.1f} nats"
         top = "-" if self.h_lm_top is None else f"{self.h_lm_top:.1f} nats"
         if self.judged != "accuracy":
             lines.append(f"acc columns: {self.judged}; teacher-forced: the fitter's own accuracy")
@@ -260,10 +289,16 @@ class CapacitySummary:
             lines.append(f"note: these rows mix H_LM conventions {sorted(self.contexts)} (rows stored before a change)")
         lines.append(
             f"capacity (longest length at {self.judged} >= {t}; {self.statistic_text}): {self.capacity} tokens; "
+            f"C_tokens (count: most tokens of a text reconstructed, max over samples): {fmt_count(self)}; "
             f"per sample {self.per_sample}: mean {self.mean:.1f} +- {self.std:.1f}; one seed: {self.seed_mean:.1f}; "
             f"H_LM at capacity (mean over samples) {h}, largest reconstructed {top}"
         )
         return "\n".join(lines)
+
+
+def fmt_count(summary: CapacitySummary) -> str:
+    """C_tokens as rendered: "-" when a count is unknown."""
+    return "-" if summary.capacity_tokens is None else str(summary.capacity_tokens)
 
 
 def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary:
@@ -278,6 +313,8 @@ def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary
         elif method.autoregressive:
             out.judged = "teacher-forced accuracy"
     out.contexts = {r["h_lm_context"] for r in rows if r.get("h_lm_context")}
+    out.counted = all(r.get("tokens") is not None for r in rows)
+    out.lengths = tuple(sorted({r["length"] for r in rows}))
     per: dict[int, dict[int, int]] = defaultdict(dict)  # sample -> seed -> capacity
     h_at: dict[tuple[int, int], float | None] = {}
     prov: dict[int, tuple[str, int]] = {}
@@ -285,21 +322,34 @@ def summarize(rows: list[dict], threshold: float = THRESHOLD) -> CapacitySummary
     h_len: dict[int, list[float]] = defaultdict(list)
     by_n: dict[int, list[dict]] = defaultdict(list)
     h_max: dict[int, float] = {}
+    counts: dict[int, tuple[int, float | None]] = {}  # sample -> (most tokens reconstructed, that text's H_LM)
+    unknown: set[int] = set()  # samples with a reconstructed row whose token count is unknown
     for r in rows:
         s, n = r["sample"], r["length"]
-        by_n[n].append(r)
         prov[s] = (r["doc"], r["offset"])
-        h_at[(s, n)] = r["h_lm_bits"]
         ok = judged_score(r) >= threshold
-        per[s][r["seed"]] = max(per[s].get(r["seed"], 0), n if ok else 0)
+        if ok:
+            k = fitted_tokens(r)
+            if k is None:
+                unknown.add(s)
+            elif k > counts.get(s, (0, None))[0]:
+                counts[s] = (k, r["h_lm_bits"])
+            if r["h_lm_bits"] is not None:
+                h_max[s] = max(h_max.get(s, 0.0), r["h_lm_bits"])
+        per[s].setdefault(r["seed"], 0)
+        if whole_short(r):  # a short text fitted whole: C_tokens only, never a grid value
+            continue
+        by_n[n].append(r)
+        h_at[(s, n)] = r["h_lm_bits"]
+        per[s][r["seed"]] = max(per[s][r["seed"]], n if ok else 0)
         acc[n][s].append(judged_score(r))
         if r["h_lm_bits"] is not None:
             h_len[n].append(r["h_lm_bits"])
-            if ok:
-                h_max[s] = max(h_max.get(s, 0.0), r["h_lm_bits"])
     for s in sorted(per):
         cap = max(per[s].values())
-        out.samples.append(SampleCapacity(s, *prov[s], cap, dict(per[s]), h_at.get((s, cap)), h_max.get(s)))
+        tokens = None if s in unknown else counts.get(s, (0, None))[0]
+        h = counts[s][1] if tokens else h_at.get((s, cap))
+        out.samples.append(SampleCapacity(s, *prov[s], cap, dict(per[s]), h, h_max.get(s), tokens))
     for n in sorted(acc):
         best = [max(v) for v in acc[n].values()]
         every = [a for v in acc[n].values() for a in v]
@@ -330,4 +380,5 @@ EXPERIMENT = Experiment(
     prefix_lengths,
     warm_starts=True,
     share=lambda cfg: cfg.share,
+    whole_texts=True,
 )

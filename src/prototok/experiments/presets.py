@@ -1,8 +1,11 @@
-"""`prototok reproduce table1|table2|table3`: the existing experiments with the paper's settings (arXiv
-2505.21189 v2; counts the paper does not state are taken from its baseline's code, yurakuratov/hidden_capacity).
+"""`prototok reproduce PRESET`: the existing experiments with the papers' settings: table1, table2, table3 and
+table3-shared (arXiv 2505.21189 v2, one-pass, recipe `paper` exactly; counts the paper does not state are taken
+from its baseline's code, yurakuratov/hidden_capacity) and cram-table1 (arXiv 2502.13063's Table 1, the
+baseline as that code runs it with one [mem]).
 
-A Preset only fixes values: which experiment, its config, the sample count, the recipe (`paper`, exactly), the
-default data and the precision per model family. It fits nothing itself: the CLI builds a Setup from it and
+A Preset only fixes values: which experiment, its config, the sample counts (random-word texts apart: the
+cramming code ran 100 of them where it ran 50 natural texts), the method and its recipe, the default data and
+the precision per model family. It fits nothing itself: the CLI builds a Setup from it and
 calls run_experiment, as every experiment command does. `describe` lists every fixed value (printed by the
 command and by --dry-run, and documented in the README's "Reproducing the papers").
 """
@@ -11,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..baselines.cramming import Cramming
 from ..layouts import DEFAULT_LAYOUT, LAYOUTS
+from ..methods import METHODS, OnePass
 from ..recipes import get_recipe
 from .capacity import LENGTHS, CapacityConfig
 from .layouts import LAYOUT_LENGTHS, LayoutsConfig
@@ -20,6 +25,9 @@ from .sharing import GROUPS, SharingConfig
 PAPER_RECIPE = "paper"
 # PG-19 chunks as hidden_capacity made them (notebooks/preprocess_pg19.ipynb), cut as its train.py cuts them
 PAPER_DATA = ("second-half:hf:yurakuratov/pg19_valid_1k_chunks",)
+RANDOM_SAMPLES = 100  # random-word texts per length in the cramming code's scripts (50 natural texts)
+# [CR] Table 1's length grid (its scripts' lengths); its random texts draw a length in 2..L per text
+CR_LENGTHS = (64, 80, 96, 128, 160, 192, 256, 384, 512, 768, 1024, 1280, 1568, 2048, 2560, 3072)
 
 
 @dataclass(frozen=True)
@@ -30,15 +38,26 @@ class Preset:
     config: object  # its config dataclass, fully fixed
     samples: int  # texts per data source
     notes: tuple[str, ...] = ()  # what we assumed where the paper's text was not at hand
+    random_samples: int = RANDOM_SAMPLES  # texts per random-word source (sources.is_random)
+    method: str = OnePass.name  # a key of methods.METHODS
+    method_options: tuple[tuple[str, object], ...] = (("recipe", PAPER_RECIPE),)  # its from_options
+    data: tuple[str, ...] = PAPER_DATA  # the default --data
+
+    def make_method(self):
+        """The method the preset fits with, resolved from METHODS and method_options."""
+        return METHODS[self.method].from_options(**dict(self.method_options))
 
     def describe(self, model: str, device_type: str) -> list[str]:
         """Every value the preset fixes, one per line."""
         cfg = self.config
+        method = self.make_method()
+        recipe = dict(self.method_options).get("recipe")
+        what = f"{recipe} ({get_recipe(recipe).notes})" if recipe else f"{method.key} (the cramming code's optimiser)"
         lines = [
             f"reproduce {self.name}: {self.title}",
             f"  experiment: {self.experiment}",
-            f"  recipe: {PAPER_RECIPE} ({get_recipe(PAPER_RECIPE).notes})",
-            f"  samples per data source: {self.samples}",
+            f"  method: {self.method}; recipe: {what}",
+            f"  samples per data source: {self.samples} (random-word sources: {self.random_samples})",
             f"  lengths: {', '.join(map(str, cfg.lengths))}",
             f"  seeds: {', '.join(map(str, cfg.seeds))}",
         ]
@@ -54,8 +73,10 @@ class Preset:
         dtype = paper_dtype(model, device_type)
         lines.append(f"  precision: {dtype or 'auto'} ({precision_note(model, device_type)})")
         lines.append(
-            f"  data (default; --data replaces it): {', '.join(PAPER_DATA)} (hidden_capacity's PG-19 validation "
-            "chunks, each cut to its second half of sentences as its train.py does)"
+            f"  data (default; --data replaces it): {', '.join(self.data)} (hidden_capacity's PG-19 validation "
+            "chunks, each cut to its second half of sentences as its train.py does"
+            + ("; random-glove-drawn: its --shuffled texts, a length drawn in 2..L" if len(self.data) > 1 else "")
+            + ")"
         )
         lines += [f"  assumed: {n}" for n in self.notes]
         return lines
@@ -83,6 +104,10 @@ def precision_note(model: str, device_type: str) -> str:
 
 
 _COMMON: tuple[str, ...] = ()
+_T3_COUNTS = (
+    "50 natural texts (hidden_capacity's --num_samples default), 100 random-word texts (its --shuffled scripts), "
+    "one seed per text"
+)
 
 PRESETS: dict[str, Preset] = {
     "table1": Preset(
@@ -107,10 +132,29 @@ PRESETS: dict[str, Preset] = {
     ),
     "table3": Preset(
         "table3",
-        "Table 3, capacity (longest length at >= 0.99 token accuracy) and H_LM in nats",
+        "Table 3, capacity (longest length at >= 0.99 token accuracy; C_tokens) and H_LM in nats",
         "capacity",
         CapacityConfig(LENGTHS, (0,), DEFAULT_LAYOUT, "none"),
         50,
-        _COMMON + ("50 texts (hidden_capacity's --num_samples default) and one seed per text",),
+        _COMMON + (_T3_COUNTS,),
+    ),
+    "table3-shared": Preset(
+        "table3-shared",
+        "Table 3, its shared half: one m shared by all texts of a length, one e per text",
+        "capacity",
+        CapacityConfig(LENGTHS, (0,), DEFAULT_LAYOUT, "m"),
+        50,
+        _COMMON + (_T3_COUNTS,),
+    ),
+    "cram-table1": Preset(
+        "cram-table1",
+        "Table 1 of arXiv 2502.13063, the cramming baseline: capacity, token and information gain, one [mem]",
+        "capacity",
+        CapacityConfig(CR_LENGTHS, (0,), DEFAULT_LAYOUT, "none"),
+        50,
+        ("one seed per text, as its train.py (num_runs = 1)",),
+        method=Cramming.name,
+        method_options=(("num_mem", 1),),
+        data=(*PAPER_DATA, "random-glove-drawn"),
     ),
 }

@@ -214,6 +214,7 @@ class Run:
                     h_lm_bits=it.h_lm,
                     h_lm_context=it.h_lm_context,
                     lm_correct=it.lm_correct,
+                    tokens=len(it.tokens),
                     fit_seconds=r.seconds,
                     batch_size=batch_size,
                     device=str(lm.device),
@@ -310,6 +311,9 @@ class Setup:
     device: str | None = None
     db: str = DEFAULT_DB  # SQLite results; proto-token files go beside it in <stem>.protos/
     samples: int = 10  # per data source
+    # per random-word source (sources.is_random), when it differs: the cramming paper used 100 random texts where
+    # it used 50 natural ones; None: `samples`
+    random_samples: int | None = None
     data_seed: int = 0  # which samples are drawn
     min_chars: int = EXPERIMENT_MIN_CHARS  # shortest sample; a sample shorter than a length skips it
     batch_size: int = 8  # texts fitted at once
@@ -322,8 +326,17 @@ class Setup:
             raise ValueError("Setup.data must name at least one data source")
         if self.batch_size < 1:
             raise PrototokError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.random_samples is not None and self.random_samples < 1:
+            raise ValueError(f"Setup.random_samples must be >= 1, got {self.random_samples}")
         if self.samples < 1 or self.min_chars < 1:
             raise ValueError(f"Setup.samples and min_chars must be >= 1, got {self.samples}, {self.min_chars}")
+
+
+def samples_for(setup: Setup, spec: str) -> int:
+    """Texts drawn from a data spec: setup.random_samples for random words when set, else setup.samples."""
+    from ..sources import is_random
+
+    return setup.random_samples if setup.random_samples is not None and is_random(spec) else setup.samples
 
 
 Loader = Callable[[str, LoadedModel, Setup, object], tuple[str, list]]
@@ -343,6 +356,9 @@ class Experiment:
     # the vector its fits share ("none", "m" or "e"; several kinds: any one, all refuse the same methods), which
     # run_experiment checks the method can fit before any work (Method.check_share)
     share: Callable[[object], str] = lambda config: "none"
+    # a sample shorter than a grid length is fitted whole once (texts.prefixes(whole=True)): capacity's count
+    # statistic; the other experiments compare texts of one length
+    whole_texts: bool = False
 
 
 Bar = Callable[[int, str], tuple[Callable[[FitProgress], None], Callable[[list[Row]], None], Callable[[], None]]]
@@ -374,13 +390,15 @@ def run_experiment(
 
     dist, device = dist_setup(setup.device)
     say = echo if dist.rank == 0 else (lambda *_: None)
-    lm = load_model(setup.model, device, setup.dtype, setup.revision)
+    lm = load_model(setup.model, device, method.load_dtype(setup.dtype), setup.revision)  # the precision rule
     sources = []  # every source loaded before any database is created: bad --data leaves nothing behind
     for spec in setup.data:
         if experiment.load is not None:
             sources.append(experiment.load(spec, lm, setup, config))
         else:
-            sources.append(load(spec, setup.samples, lm, data_seed=setup.data_seed, min_chars=setup.min_chars))
+            sources.append(
+                load(spec, samples_for(setup, spec), lm, data_seed=setup.data_seed, min_chars=setup.min_chars)
+            )
     if dist.active and dist.rank == 0 and not setup.dry_run:
         Store(setup.db).close()  # created by one rank, before the others open it
     if dist.rank == 0 and not setup.dry_run:
@@ -393,7 +411,9 @@ def run_experiment(
         ranked = dist.active and not setup.dry_run
         writes = RankStore(store, dist.rank) if ranked else store  # each rank commits to <db>.rank{r}.db
         for source, samples in sources:
-            texts = prefixes(lm, samples, experiment.lengths(config), h_lm=not setup.dry_run)
+            texts = prefixes(
+                lm, samples, experiment.lengths(config), h_lm=not setup.dry_run, whole=experiment.whole_texts
+            )
             store.check_samples(source, {t.sample: (t.doc, t.offset) for t in texts})
             run = Run(lm, writes, experiment.name, setup.model, source, method, setup.batch_size)
             run.dist = dist if ranked else None

@@ -104,9 +104,10 @@ class Prefixes:
         keyed by the grid value, as hidden_capacity's max_length; its tokens say how long it is)."""
         if self.drawn_bits is not None:
             h, c = self.drawn_bits.get(length), (self.drawn_correct or {}).get(length)
-        else:
-            h = self.bits[length - 1] if length <= len(self.bits) else None
-            c = self.correct[length - 1] if self.correct and length <= len(self.correct) else None
+        else:  # the text's own count: a short text fitted whole is shorter than its grid length
+            k = len(self.tokens[length])
+            h = self.bits[k - 1] if k <= len(self.bits) else None
+            c = self.correct[k - 1] if self.correct and k <= len(self.correct) else None
         return Item(
             self.sample, length, seed, layout, sharing, self.tokens[length], self.doc, self.offset, h, self.context, c
         )
@@ -150,14 +151,24 @@ def exact_length_texts(
     raise PrototokError(f"only {len(out)} texts of >= {n_tokens} tokens in {spec or 'the given texts'}")
 
 
-def prefixes(lm: LoadedModel, samples: list, lengths: list[int], *, h_lm: bool = True) -> list[Prefixes]:
-    """Every sample's prefixes at the grid lengths (a sample too short for a length lacks it); h_lm=False
-    skips the one forward pass per sample that H_LM takes (a dry run)."""
+def prefixes(
+    lm: LoadedModel, samples: list, lengths: list[int], *, h_lm: bool = True, whole: bool = False
+) -> list[Prefixes]:
+    """Every sample's prefixes at the grid lengths; h_lm=False skips the one forward pass per sample that H_LM
+    takes (a dry run). A sample too short for a length lacks it, unless `whole`: then it is fitted whole at the
+    first grid length above its token count, as hidden_capacity's tokenizer truncation (max_length=L) gives a
+    shorter text whole, the texts behind the off-grid Ctokens of arXiv 2505.21189's Table 3 (its row keeps the
+    grid length; `tokens` says how many it has). Once, not at every longer length: it would be the same fit."""
     from ..sources import truncate
 
     out = []
     for i, s in enumerate(samples):
         toks = {n: t for n in lengths if (t := truncate(lm.tokenizer, s, n)) is not None}
+        if whole and not s.draws:
+            ids = tokenize(lm.tokenizer, s.text)
+            above = [n for n in sorted(lengths) if n > len(ids)]
+            if above and ids and len(ids) not in lengths:
+                toks[above[0]] = ids
         if s.draws:  # one text per length: one H_LM pass each
             per = {n: lm_scores(lm, t) for n, t in toks.items()} if h_lm else {}
             fits = {n: len(toks[n]) - 1 for n, (b, _, _) in per.items() if len(toks[n]) <= len(b)}
@@ -170,6 +181,26 @@ def prefixes(lm: LoadedModel, samples: list, lengths: list[int], *, h_lm: bool =
         bits, correct, ctx = lm_scores(lm, longest) if longest and h_lm else ([], [], "")
         out.append(Prefixes(i, s.doc, s.offset, toks, bits, ctx, correct=correct))
     return out
+
+
+def fitted_tokens(row: dict) -> int | None:
+    """Tokens of the text a row fitted: its `tokens`; for a row stored before that was recorded, its `length`
+    (every text was then exactly that long), except a drawing source's (None: its drawn length is in its
+    proto-token file only)."""
+    from ..sources import draws_lengths
+
+    if row.get("tokens") is not None:
+        return row["tokens"]
+    return None if draws_lengths(row.get("source", "")) else row["length"]
+
+
+def whole_short(row: dict) -> bool:
+    """A text shorter than its grid length, fitted whole (prefixes(whole=True)), not a drawn length: it counts
+    towards the count statistic (Ctokens), never towards a grid value."""
+    from ..sources import draws_lengths
+
+    t = row.get("tokens")
+    return t is not None and t < row["length"] and not draws_lengths(row.get("source", ""))
 
 
 def usable_lengths(lm: LoadedModel, lengths, lay: Layout) -> tuple[list[int], list[int]]:

@@ -19,6 +19,7 @@ from ..methods import METHODS, OnePass, for_layout
 from .capacity import capacity_settings
 from .markdown import fmt, md_table
 from .plotting import finish, pyplot
+from .reference import Beside, cramming_table1
 from .results import Results
 from .timing import timing_rows
 
@@ -43,7 +44,8 @@ def throughput(rows: list[dict]) -> dict[tuple, dict[str, float]]:
     """(model, device, length) -> {method name: decode tokens/s} of the capacity runs, where one-pass and at
     least one autoregressive method (the baseline, the sink variant) were decoded."""
     out: dict[tuple, dict[str, float]] = defaultdict(dict)
-    for (model, device, name, n), t in timing_rows([r for r in rows if r["experiment"] == "capacity"]).items():
+    rows = [r for r in rows if r["experiment"] == "capacity"]
+    for (model, device, name, n), t in timing_rows(rows, ("model", "device", "method", "length")).items():
         if t["decode_tps"]:
             out[(model, device, n)][name] = t["decode_tps"]
     return {k: v for k, v in sorted(out.items()) if OnePass.name in v and any(m.name in v for m in AUTOREGRESSIVE)}
@@ -126,11 +128,29 @@ def gains_table(rows: list[dict], threshold: float = THRESHOLD) -> str:
         g = gain_summary(rs, threshold)
         if g:
             info, tok = g["information"], g["tokens"]
-            body.append([*key, g["texts"], f"{info[0]:.1f} +- {info[1]:.1f}", f"{tok[0]:.1f} +- {tok[1]:.1f}"])
+            body.append(
+                [*key, g["texts"], f"{info[0]:.1f} +- {info[1]:.1f}", f"{tok[0]:.1f} +- {tok[1]:.1f}",
+                 *(paper_gain(q, key, for_layout(rs[0]["layout"])).cell(".1f") for q in GAINS)]
+            )  # fmt: skip
     if not body:
         return ""
     header = ["model", "source", "method", "recipe", "texts", "information gain (nats)", "token gain"]
-    return md_table(header, body)
+    return md_table([*header, "paper information gain", "paper token gain"], body)
+
+
+GAINS = ("information_gain", "token_gain")  # report.reference's names of [CR] Table 1's Info and Gain
+
+
+def paper_gain(quantity: str, key: tuple, method) -> Beside:
+    """[CR] Table 1's information or token gain beside a gains line of the baseline as hidden_capacity runs it;
+    a one-pass line gets the same formula, but the paper defines the gains for cramming only."""
+    model, source, _, recipe = key
+    if not method.autoregressive:
+        return Beside(why="one-pass rows (the paper gives the gains for cramming only)")
+    return cramming_table1(
+        quantity, model=model, source=source, as_hidden_capacity=getattr(method, "hc", False), sharing="none",
+        recipe=recipe,
+    )  # fmt: skip
 
 
 def section(results: Results) -> str:
@@ -192,7 +212,9 @@ def figures(results: Results, out: Path) -> list[Path]:
             xs, ys = [hc[s] for s in common], [ho[s] for s in common]
             top = max([top, *xs, *ys])
             ax.scatter(xs, ys, label=f"{model}, {source}" + (f", {ko[4]} vs {kc[4]}" if len(pairs) > 1 else ""))
-        ax.plot([0, top * 1.05], [0, top * 1.05], color="grey", ls=":", lw=1)
+        for slope, style in ((1, ":"), (1 / 2, "--"), (1 / 5, "-.")):  # the paper's guides: y = x, x/2, x/5
+            label = "y = x" if slope == 1 else f"y = x/{round(1 / slope)}"
+            ax.plot([0, top * 1.05], [0, top * 1.05 * slope], color="grey", ls=style, lw=1, label=label)
         written.append(
             finish(
                 fig,

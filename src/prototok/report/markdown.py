@@ -8,8 +8,14 @@ def fmt(x: float | None, spec: str = ".1f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def md_cell(value) -> str:
+    """A value as one table cell: str(), with `|` escaped and line breaks turned into spaces, so a source name
+    or a document path holding either cannot break its row."""
+    return " ".join(str(value).replace("|", "\\|").splitlines())
+
+
 def md_table(header: list[str], rows: list[list]) -> str:
-    """A GitHub markdown table; cells are written with str()."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    """A GitHub markdown table; every cell (header included) goes through md_cell."""
+    lines = ["| " + " | ".join(map(md_cell, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(md_cell, r)) + " |" for r in rows]
     return "\n".join(lines)

@@ -40,6 +40,8 @@ __all__ = [
     "Source",
     "check_spec",
     "continuation_samples",
+    "draws_lengths",
+    "is_random",
     "load_samples",
     "truncate",
     "with_text_field",
@@ -87,6 +89,20 @@ SOURCES: dict[str, Source] = {
     "second-half": lambda arg, n, seed, mc, lm: halves(*_documents(arg), n, seed),
 }
 _TAKES_ARG = ("file", "hf", "generated", "second-half")
+DRAWING_SOURCES = ("random-glove-drawn",)  # each grid length L gets its own text of a length drawn in 2..L
+RANDOM_SOURCES = ("random", "random-glove", "random-glove-drawn")  # words drawn at random, no document
+
+
+def draws_lengths(source_key: str) -> bool:
+    """Whether a source key's rows fit texts of drawn lengths: `length` is the grid value L, the text 2..L
+    tokens (hidden_capacity's --shuffled)."""
+    return source_key.partition("@")[0] in DRAWING_SOURCES
+
+
+def is_random(spec: str) -> bool:
+    """Whether a spec or source key names random-word texts (the cramming paper used 100 of them per length
+    where it used 50 natural texts)."""
+    return spec.partition("@")[0] in RANDOM_SOURCES
 
 
 def _parse(spec: str) -> tuple[str, str]:
