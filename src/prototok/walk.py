@@ -3,9 +3,10 @@ previous prefix's solution, then the whole text from the longest prefix's.
 
 Why: a cold fit of a long text starts from a random draw that must find every token at once, while under the
 causal layouts a prefix's solution already writes the text's beginning (the first outputs depend on the first
-inputs only). On this project's CPU a cold 128-token wiki text ended at 0.93 after 2000 evaluations, where the
-capacity walk (the same steps, one grid length at a time) reconstructed 3 of 4 wiki texts at 128 in 17-21 idle
-minutes (docs/findings/long-texts.md). `encode` walks by default for texts longer than WALK_ABOVE tokens.
+inputs only). On this project's CPU the warm capacity walks (the same steps, one grid length at a time)
+reconstructed 3 of 4 wiki texts at 128 tokens in 17-21 idle minutes each, and every wiki text at 64, where cold
+fits of held-out 64-token texts solved 3 of 4 (docs/findings/long-texts.md). `encode` walks by default for texts
+longer than WALK_ABOVE tokens; a head-to-head of walked and cold `encode` at 128 tokens is still to be measured.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .recipes import Recipe
 
 # The papers' length grid (factor sqrt 2), which the capacity walks climb too.
 GRID = (4, 5, 8, 11, 16, 22, 32, 45, 64, 90, 128, 181, 256, 362, 512, 724, 1024, 1448)
-WALK_ABOVE = 64  # cold fits of up to 64 tokens solved as well as the walks on held-out texts; longer ones did not
+WALK_ABOVE = 64  # from 64 tokens on the walks were measured ahead of cold fits (the module docstring)
 PREFIX_CAP = 1500  # evaluations per intermediate prefix: the cap the measured capacity walks ran under
 
 
