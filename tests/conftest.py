@@ -55,7 +55,7 @@ def write_docs(folder, seed: int = 0, docs: int = 3):
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tiny_dir(tmp_path_factory):
     """The tiny model saved as an HF folder, so the CLI can load it with --model PATH.
 
@@ -66,14 +66,14 @@ def tiny_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tiny(tiny_dir):
     from prototok.models import load_model
 
     return load_model(str(tiny_dir), "cpu")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def real():
     """The default model; skipped only when its package is absent (CI installs it)."""
     from prototok.errors import PrototokError
