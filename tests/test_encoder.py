@@ -20,6 +20,7 @@ from prototok.encoder import (
     evaluate_encoder,
     load_encoder,
     one_pass_loss,
+    predict_pairs,
     save_encoder,
     snippets,
     token_batch,
@@ -94,6 +95,18 @@ def test_resume_continues_exactly(tiny, tmp_path):
     assert len((tmp_path / "b/train_log.jsonl").read_text().splitlines()) == 4
     timed = train_encoder(cfg, TEXTS, tmp_path / "c", lm=tiny, progress=False, max_minutes=0)  # a wall-time budget
     assert timed.metrics["step"] == 1 and json.loads((tmp_path / "c/encoder.json").read_text())["step"] == 1
+
+
+def test_keep_every_keeps_loadable_weights_per_step(tiny, tmp_path):
+    cfg = TrainConfig(steps=4, ckpt_every=4, log_every=1, **SMALL)
+    train_encoder(cfg, TEXTS, tmp_path / "k", lm=tiny, progress=False, keep_every=2)
+    kept = sorted(p.name for p in (tmp_path / "k").glob("step-*"))
+    assert kept == ["step-000002", "step-000004"]
+    assert json.loads((tmp_path / "k/step-000002/encoder.json").read_text())["step"] == 2
+    early, last = _weights(tmp_path / "k/step-000002"), _weights(tmp_path / "k")
+    assert torch.equal(_weights(tmp_path / "k/step-000004")["query"], last["query"])
+    assert not torch.equal(early["query"], last["query"])  # a snapshot, not a link to the latest
+    load_encoder(tmp_path / "k/step-000002", tiny)
 
 
 def _free_port() -> int:
@@ -176,6 +189,22 @@ def test_amortised_encode_decodes(tiny, trained, tmp_path):
         amortised_encode(tiny, trained, [" ".join(WORDS[:12])])
 
 
+def test_a_longer_text_is_refined_from_its_prefix(tiny, trained):
+    long = [" ".join(WORDS[:12])]
+    enc = load_encoder(trained, tiny)
+    toks = ids(tiny, long[0])
+    assert len(toks) > enc.cfg.max_len
+    e, m = predict_pairs(tiny, enc, [toks])
+    e8, m8 = predict_pairs(tiny, enc, [toks[: enc.cfg.max_len]])
+    assert torch.equal(e, e8) and torch.equal(m, m8)  # read through its first max_len tokens
+    refined = amortised_encode(tiny, trained, long, refine_steps=5, recipe="paper")
+    assert refined.lengths == [len(toks)] and refined.steps[0] <= 5
+    res = evaluate_encoder(tiny, trained, long, max_steps=5)
+    assert res["per_text"][0]["tokens"] == len(toks)
+    with pytest.raises(PrototokError, match="at most 8"):
+        evaluate_encoder(tiny, trained, long, fits=False)
+
+
 def test_evaluate_encoder_reports_warm_vs_cold(tiny, trained):
     res = evaluate_encoder(tiny, trained, ["the cat sat", "a dog ran to the park"], max_steps=30)
     assert set(res["amortised"]["by_length"]) == {"3", "6"}
@@ -183,6 +212,10 @@ def test_evaluate_encoder_reports_warm_vs_cold(tiny, trained):
     assert f["max_steps"] == 30 and {"warm", "cold", "warm_over_cold_steps"} <= set(f)
     assert -1 <= res["distance"]["amortised_to_cold"]["cos_e"] <= 1
     assert len(res["per_text"]) == 2 and "warm_steps" in res["per_text"][0]
+    for phase in ("warm", "cold"):  # the work in forward+backward passes, whatever the optimiser
+        evals = sorted(row[f"{phase}_evaluations"] for row in res["per_text"])
+        assert f[phase]["median_evaluations"] == (evals[0] + evals[1]) / 2 and evals[0] >= 1
+    assert f["warm_over_cold_median_evaluations"] == f["warm"]["median_evaluations"] / f["cold"]["median_evaluations"]
 
 
 def test_cli_train_resume_and_eval(tiny, tiny_dir, tmp_path):

@@ -61,6 +61,12 @@ def encoder() -> None:
     "--stop-at", type=click.IntRange(0), default=None, help="stop (with a checkpoint) at this step; --resume continues"
 )
 @click.option("--max-minutes", type=POSITIVE, default=None, help="stop (with a checkpoint) after this wall time")
+@click.option(
+    "--keep-every",
+    type=click.IntRange(1),
+    default=None,
+    help="also keep the weights every K steps in -o/step-NNNNNN (for a learning curve: encoder eval reads each)",
+)
 @train_seed_option
 @device_option("; per rank under torchrun")
 @dtype_option
@@ -106,6 +112,7 @@ def train(
     resume,
     stop_at,
     max_minutes,
+    keep_every,
     device,
     dtype,
     revision,
@@ -132,6 +139,7 @@ def train(
         resume=resume,
         stop_at=stop_at,
         max_minutes=max_minutes,
+        keep_every=keep_every,
         report_to=report_to,
         dtype=None if dtype == "auto" else dtype,
         revision=revision,
@@ -205,7 +213,10 @@ def eval_(
     meta = read_meta(ckpt)
     name = model or meta.get("train", {}).get("model") or config_from_meta(meta, str(ckpt)).lm_name
     lm = load_model_from(locals(), name, recipe=rec)
-    texts = training_texts([with_text_field(d, text_field) for d in data], samples, seed)
+    # the training run's data seed: a source's windows fall where they fell in training, so the hash split holds
+    # out exactly the texts training never saw (--seed picks among them and seeds the fits)
+    data_seed = meta.get("train", {}).get("seed", seed) if split == "heldout" else seed
+    texts = training_texts([with_text_field(d, text_field) for d in data], samples, data_seed)
     chosen = eval_texts(
         lm, ckpt, texts, n_texts, heldout=split == "heldout", min_len=min_len, max_len=max_len, seed=seed
     )

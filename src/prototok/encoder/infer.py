@@ -28,23 +28,33 @@ from .train import is_heldout, snippets
 def predict_pairs(
     lm: LoadedModel, encoder: ProtoEncoder, token_lists: list[list[int]], batch_size: int = 8
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One encoder pass per batch: e (T, D) and m (T, D) on CPU, one row per text (a shared m repeated)."""
+    """One encoder pass per batch: e (T, D) and m (T, D) on CPU, one row per text (a shared m repeated).
+
+    A text longer than the encoder's max_len is read through its first max_len tokens: a prefix's solution is a
+    start for the whole text (the capacity walks' warm start), so callers that refine from here accept it.
+    """
     es, ms = [], []
-    for i in range(0, len(token_lists), batch_size):
-        chunk = token_lists[i : i + batch_size]
+    cut = [t[: encoder.cfg.max_len] for t in token_lists]
+    for i in range(0, len(cut), batch_size):
+        chunk = cut[i : i + batch_size]
         e, m = encoder(*token_batch(lm, chunk, encoder.cfg.reader, encoder.cfg.reader_layer))  # (b, D), (b or 1, D)
         es.append(e.float().cpu())
         ms.append(m.float().cpu().expand(len(chunk), -1))  # (b, D)
     return torch.cat(es), torch.cat(ms)
 
 
-def _tokenize_for(lm: LoadedModel, cfg: EncoderConfig, texts: list[str]) -> list[list[int]]:
-    """Token ids of every text, refusing (all at once, before any work) texts longer than the encoder reads."""
+def _tokenize_for(lm: LoadedModel, cfg: EncoderConfig, texts: list[str], refine: bool) -> list[list[int]]:
+    """Token ids of every text. Without refinement a text longer than the encoder reads is refused (all at once,
+    before any work): one pass cannot be asked to write tokens it never read. With refinement it is read through
+    its first max_len tokens and the fitter goes on from there (predict_pairs)."""
     token_lists = [tokenize(lm.tokenizer, t) for t in texts]
+    if refine:
+        return token_lists
     if too_long := [i for i, t in enumerate(token_lists) if len(t) > cfg.max_len]:
         raise PrototokError(
             f"text {too_long[0]} has {len(token_lists[too_long[0]])} tokens; this encoder reads at most "
-            f"{cfg.max_len} (and {len(too_long)} text(s) in all are too long)"
+            f"{cfg.max_len} (and {len(too_long)} text(s) in all are too long; with refinement, --refine, a longer "
+            "text starts from the encoder's reading of its first tokens)"
         )
     return token_lists
 
@@ -92,7 +102,7 @@ def amortised_encode(
     cfg = enc.cfg
     if lay.name != cfg.lay.name:
         raise PrototokError(f"encoder {ckpt} was trained for layout '{cfg.layout}', not '{lay.name}'")
-    token_lists = _tokenize_for(lm, cfg, list(texts))
+    token_lists = _tokenize_for(lm, cfg, list(texts), refine=refine_steps > 0)
     e, m = predict_pairs(lm, enc, token_lists, batch_size)  # (T, D), (T, D)
     acc0, loss0 = _score(lm, e, m, token_lists, lay, batch_size)
     if progress:
@@ -195,7 +205,14 @@ def _fit_summary(rec: Recipe, runs: dict[str, list[FitResult]]) -> dict:
             "median_steps": _median(steps),
             "mean_steps_solved": sum(solved) / len(solved) if solved else None,
             "accuracy": sum(r.accuracy for r in res) / len(res),
+            # evaluations: forward+backward passes, the work whatever the optimiser (an L-BFGS step takes several)
+            "median_evaluations": _median([r.steps_run for r in res]),
+            "median_evaluations_solved": _median([r.steps_run for r in res if r.solved]),
         }
+    cold_evals = summary["cold"]["median_evaluations"]
+    summary["warm_over_cold_median_evaluations"] = (
+        summary["warm"]["median_evaluations"] / cold_evals if cold_evals else None
+    )
     cold_mean = summary["cold"]["mean_steps"]
     summary["warm_over_cold_steps"] = summary["warm"]["mean_steps"] / cold_mean if cold_mean else None
     both = [(w.steps, c.steps) for w, c in zip(runs["warm"], runs["cold"]) if w.solved and c.solved]
@@ -245,7 +262,8 @@ def evaluate_encoder(
 ) -> dict:
     """How good the amortised proto-tokens are, on held-out texts.
 
-    - amortised token accuracy and loss, overall and by text length;
+    - amortised token accuracy and loss, overall and by text length (with fits, a text longer than the
+      encoder's max_len is read through its first max_len tokens: predict_pairs);
     - with fits: steps to 100% from the encoder's output (warm) and from the recipe's random init (cold),
       the same recipe and budget for both, and the warm/cold ratio (unsolved texts count as the budget);
     - cosine / L2 of the amortised (e, m) to the cold-optimised and to the warm-refined solutions.
@@ -257,7 +275,7 @@ def evaluate_encoder(
         rec = replace(rec, max_steps=max_steps)
     enc = load_encoder(ckpt, lm)
     cfg = enc.cfg
-    token_lists = _tokenize_for(lm, cfg, list(texts))
+    token_lists = _tokenize_for(lm, cfg, list(texts), refine=fits)
     e, m = predict_pairs(lm, enc, token_lists, batch_size)  # (T, D), (T, D)
     acc, loss = _score(lm, e, m, token_lists, cfg.lay, batch_size)
     lengths = [len(t) for t in token_lists]
@@ -290,7 +308,16 @@ def evaluate_encoder(
         )
     out["fits"] = _fit_summary(rec, runs)
     for row, w, c in zip(out["per_text"], runs["warm"], runs["cold"]):
-        row |= {"warm_steps": w.steps, "warm_solved": w.solved, "cold_steps": c.steps, "cold_solved": c.solved}
+        row |= {
+            "warm_steps": w.steps,
+            "warm_evaluations": w.steps_run,
+            "warm_seconds": w.seconds,
+            "warm_solved": w.solved,
+            "cold_steps": c.steps,
+            "cold_evaluations": c.steps_run,
+            "cold_seconds": c.seconds,
+            "cold_solved": c.solved,
+        }
     ce, cm = _stack(runs["cold"])  # (T, D), (T, D)
     we, wm = _stack(runs["warm"])
     out["distance"] = {

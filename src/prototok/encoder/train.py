@@ -282,6 +282,7 @@ def train_encoder(
     resume: bool = False,
     stop_at: int | None = None,
     max_minutes: float | None = None,
+    keep_every: int | None = None,
     progress: bool = True,
     report_to: str | None = None,
     dtype: str | None = None,
@@ -291,6 +292,8 @@ def train_encoder(
 
     stop_at: stop after this many steps (with a checkpoint) although the schedule spans cfg.steps; resume
     later with resume=True. max_minutes: the same, once this much wall time has passed (a CPU budget).
+    keep_every: also keep the encoder's weights every K steps in `out`/step-NNNNNN (each a checkpoint folder
+    that `encoder eval` reads), so that a learning curve can be measured on held-out texts after the run.
     report_to="tensorboard": also log loss, accuracy and lr to TensorBoard event files in `out`/tensorboard
     (needs the tensorboard package: the `tensorboard` extra), besides the JSON lines of train_log.jsonl.
     Under torchrun every rank calls this; rank 0 alone writes. A process group this call joins, it also
@@ -382,6 +385,8 @@ def train_encoder(
             rngs = d.exchange(_rng_state())  # every rank's, in rank order: resume restores each
             if d.rank == 0:
                 _save(out, enc, opt, step, cfg, rngs, d.world)
+        if keep_every and step % keep_every == 0 and d.rank == 0:
+            save_encoder(enc, out / kept_name(step), {"step": step, "train": asdict(cfg)})
     if bar:
         bar.close()
     if writer is not None:
@@ -390,6 +395,11 @@ def train_encoder(
     if started:
         d.close()
     return TrainResult(enc.eval(), last)
+
+
+def kept_name(step: int) -> str:
+    """The folder of the weights kept at `step` (zero-padded, so that a listing sorts by step)."""
+    return f"step-{step:06d}"
 
 
 REPORT_TO = ("none", "tensorboard")
