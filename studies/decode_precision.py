@@ -1,0 +1,61 @@
+"""Whether a stored solution decodes the same in another precision: fp32 weights against bf16 weights.
+
+For every row of a capacity walk's store at the given lengths (the walk's texts rebuilt from the source, data
+seed and minimum length it used), the stored (e, m) is decoded in one pass with float32 weights and with
+bfloat16 weights, and each output compared with the text. One JSON line per row: source, sample, length, the
+stored accuracy, and the token accuracy of each decode. Why: the fit runs in fp32 (the precision rule); whether
+its solutions could be decoded faster in bf16 is a separate question from whether bf16 can fit.
+
+    python studies/decode_precision.py --db results/capacity_walks.db \\
+        --recipe "fast-lbfgs-keep(max_steps=1500)+prefix-warm" --data wiki austen random --lengths 64 90 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from prototok.experiments.texts import load, prefixes
+from prototok.layouts import get_layout
+from prototok.models import load_model
+from prototok.onepass import decode_vectors
+from prototok.store import Store
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", default="results/capacity_walks.db")
+    ap.add_argument("--recipe", required=True, help="the walk's stored recipe key")
+    ap.add_argument("--data", nargs="+", default=["wiki"])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--data-seed", type=int, default=23)
+    ap.add_argument("--min-chars", type=int, default=1500)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[128])
+    args = ap.parse_args()
+    models = {dtype: load_model(args.model, "cpu", dtype) for dtype in ("float32", "bfloat16")}
+    store = Store(args.db, readonly=True)
+    files: dict = {}
+    for spec in args.data:
+        source, loaded = load(spec, args.samples, models["float32"], data_seed=args.data_seed, min_chars=args.min_chars)
+        rows = [
+            r
+            for r in store.rows(source=source, recipe=args.recipe)
+            if r["length"] in args.lengths and r["sample"] < args.samples
+        ]
+        lengths = sorted({r["length"] for r in rows})
+        walked = prefixes(models["float32"], loaded, lengths, h_lm=False)
+        tokens = {(p.sample, n): t for p in walked for n, t in p.tokens.items()}
+        for r in sorted(rows, key=lambda r: (r["length"], r["sample"])):
+            ref = tokens[(r["sample"], r["length"])]
+            e, m = store.solution(r, files)
+            line = {"source": source, "sample": r["sample"], "length": r["length"], "layout": r["layout"]}
+            line["stored_accuracy"] = r["accuracy"]
+            for dtype, lm in models.items():
+                out = decode_vectors(lm, e[None], m[None], get_layout(r["layout"]), [len(ref)])[0]
+                line[f"decoded_{dtype}"] = round(sum(a == b for a, b in zip(out, ref)) / len(ref), 4)
+            print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
