@@ -19,11 +19,12 @@ prototok capacity --data random-glove --samples 4 --lengths 4,5,8,11,16 --recipe
 # [OS] Table 4: seconds per text, one text at a time
 prototok capacity --data wiki --samples 2 --lengths 32 --batch-size 1 --recipe paper --steps 100 --db "$DB"
 # [OS] Fig. 3: H_LM reconstructed, one-pass with a shared m against one [mem] of the cramming baseline
-prototok capacity --data wiki --share m --samples 4 --lengths 4,8,16 --db "$DB"
-prototok capacity --data wiki --method cram --num-mem 1 --samples 4 --lengths 4,8,16 --db "$DB"
+prototok capacity --data wiki --share m --samples 4 --lengths 4,8,16 --recipe fast-e50 --steps 300 --db "$DB"
+prototok capacity --data wiki --method cram --num-mem 1 --samples 4 --lengths 4,8,16 --steps 300 \
+    --db "$DB"
 # [OS] Figs. 5-7: solution geometry (distances, line and Bezier paths between two solutions of a text)
-prototok geometry --data wiki --seeds 3 --samples 2 --length 16 --db "$DB"
+prototok geometry --data wiki --seeds 3 --samples 2 --length 16 --steps 300 --db "$DB"
 # [CR] Table 1: the cramming baseline on drawn-length random texts
-prototok capacity --data random-glove-drawn --method cram --samples 8 --lengths 8,16,32 --db "$DB"
+prototok capacity --data random-glove-drawn --method cram --samples 8 --lengths 8,16,32 --steps 300 --db "$DB"
 prototok report --db "$DB" -o "$OUT"
 prototok export --db "$DB" --table runs --format csv -o studies/results/cpu_sized_cpu.csv

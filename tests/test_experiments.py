@@ -274,6 +274,15 @@ def test_dry_run_prints_the_plan_and_fits_nothing(tiny_dir, docs, tmp_path, monk
     assert seen == [] and not db.exists()
 
 
+def test_capacity_with_a_shared_m_and_no_recipe_gets_the_shared_default(tiny_dir, docs, tmp_path):
+    args = ["capacity", "--model", tiny_dir, "--data", docs, "--db", tmp_path / "r.db", "--samples", 2]
+    r = cli(*args, "--lengths", "4", "--share", "m", "--min-chars", "300", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "share m, recipe fast-e50" in r.output
+    r = cli(*args, "--lengths", "4", "--share", "m", "--min-chars", "300", "--recipe", "fast-lbfgs", "--dry-run")
+    assert r.exit_code != 0 and "cannot share" in r.output  # a per-text recipe named outright is still refused
+
+
 def test_report_writes_tables_and_figures(full_db, tmp_path):
     db, _ = full_db
     out = tmp_path / "rep"

@@ -216,7 +216,7 @@ def capacity(lengths, share, threshold, method, warm, num_mem, first_scale, **op
         raise PrototokError(f"method {method} has no shared vectors: use --share none")
     if warm != "cold" and not cls.warm_starts:
         raise PrototokError(f"method {method} starts every text cold: use --warm cold")
-    chosen = cls.from_options(**opts, num_mem=num_mem, first_scale=first_scale, warm=warm)
+    chosen = cls.from_options(**opts, num_mem=num_mem, first_scale=first_scale, warm=warm, share=share)
     _run("capacity", cfg, opts, chosen)
 
 
