@@ -38,6 +38,17 @@ def test_fit_walk_reconstructs_each_text_and_counts_the_whole_walk(tiny):
     assert res[0].steps_run == sum(runs[0] for n, runs in seen if n != 12)
 
 
+def test_walk_progress_counts_whole_texts_and_names_the_prefix(tiny):
+    texts = [[(7 * i + 3) % 60 + 2 for i in range(n)] for n in (20, 12)]
+    seen = []
+    fit_walk(tiny, texts, LAY, REC, seed=0, progress=seen.append)
+    assert seen and all(p.total == 2 for p in seen)
+    assert [p.prefix for p in seen] == sorted(p.prefix for p in seen)  # the walk climbs
+    assert {p.prefix for p in seen} <= {4, 5, 8, 11, 12, 16, 20} and seen[-1].prefix == 20
+    assert all(p.done == 0 for p in seen if p.prefix <= 11)  # a solved prefix is not a finished text
+    assert [p.done for p in seen if p.prefix == 20][-1] == 1  # text 1 ended at 12; text 0 is still fitting
+
+
 def test_intermediate_prefixes_are_capped(tiny, monkeypatch):
     """Every length before the text's own runs with at most PREFIX_CAP evaluations; the text itself with the
     recipe's max_steps."""

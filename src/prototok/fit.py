@@ -53,6 +53,7 @@ class FitProgress:
     total: int
     active_accuracy: float  # mean accuracy of the texts in the batch now
     solved: int
+    prefix: int = 0  # walking a text through its prefixes (prototok.walk): the prefix length being fitted now
 
 
 def init_scale(lm: LoadedModel, recipe: Recipe) -> float:

@@ -89,6 +89,7 @@ def fit_progress(total: int, desc: str) -> tuple[Callable, ProgressBar]:
     bar = ProgressBar(total, desc)
 
     def update(p) -> None:
-        bar.update(p.done, step=p.step, acc=f"{p.active_accuracy:.3f}", solved=p.solved)
+        walking = {"prefix": f"{p.prefix} tokens"} if p.prefix else {}
+        bar.update(p.done, **walking, step=p.step, acc=f"{p.active_accuracy:.3f}", solved=p.solved)
 
     return update, bar

@@ -73,7 +73,7 @@ def fit_walk(
                 replace(rec, max_steps=cap),
                 seed=seed,
                 batch_size=batch_size,
-                progress=progress,
+                progress=_walk_progress(progress, final, length),
                 warm_start=[warm[i] for i in group],
                 init_ids=[ids[i] for i in group],
             )
@@ -87,3 +87,19 @@ def fit_walk(
         if on_length is not None:
             on_length(length, results)
     return [r for r in final if r is not None]
+
+
+def _walk_progress(
+    progress: Callable[[FitProgress], None] | None, final: list[FitResult | None], length: int
+) -> Callable[[FitProgress], None] | None:
+    """The fitter's progress of one prefix length, restated for the whole walk: texts done and solved are whole
+    texts (not prefixes), and the prefix being fitted is named, so a long walk does not read as finished each
+    time a prefix is."""
+    if progress is None:
+        return None
+
+    def report(p: FitProgress) -> None:
+        ended = [f for f in final if f is not None]
+        progress(replace(p, done=len(ended), total=len(final), solved=sum(f.solved for f in ended), prefix=length))
+
+    return report
