@@ -10,7 +10,7 @@ from prototok.errors import PrototokError
 from prototok.layouts import get_layout
 from prototok.onepass import decode_vectors
 from prototok.recipes import DEFAULT_RECIPE, get_recipe
-from prototok.walk import GRID, PREFIX_CAP, fit_walk, walk_lengths
+from prototok.walk import GRID, fit_walk, walk_lengths
 
 LAY = get_layout("e m^(N-1)")
 REC = get_recipe(DEFAULT_RECIPE, max_steps=400)
@@ -49,9 +49,32 @@ def test_walk_progress_counts_whole_texts_and_names_the_prefix(tiny):
     assert [p.done for p in seen if p.prefix == 20][-1] == 1  # text 1 ended at 12; text 0 is still fitting
 
 
-def test_intermediate_prefixes_are_capped(tiny, monkeypatch):
-    """Every length before the text's own runs with at most PREFIX_CAP evaluations; the text itself with the
-    recipe's max_steps."""
+def test_every_length_runs_under_the_walk_cap_then_the_text_takes_the_rest(tiny, monkeypatch):
+    """Every length, the whole text's too, first runs with at most PREFIX_CAP evaluations (as the measured walks
+    ran, so the recipe's redraw rule is judged against that cap); an unsolved whole text then goes on from its
+    best with the rest of the recipe's max_steps."""
+    import prototok.walk as walk
+
+    calls = []
+    real = walk.fit_resolved
+
+    def spy(lm, toks, lay, rec, **kw):
+        res = real(lm, toks, lay, rec, **kw)
+        calls.append((len(toks[0]), rec.max_steps, kw["warm_start"][0] is not None, res[0]))
+        return res
+
+    monkeypatch.setattr(walk, "fit_resolved", spy)
+    text = [(7 * i + 3) % 60 + 2 for i in range(20)]
+    monkeypatch.setattr(walk, "PREFIX_CAP", 3)  # too few to solve 20 tokens: the text must go on
+    (res,) = fit_walk(tiny, [text], LAY, get_recipe(DEFAULT_RECIPE, max_steps=400))
+    assert [(n, cap) for n, cap, _, _ in calls[:-1]] == [(n, 3) for n in (4, 5, 8, 11, 16, 20)]
+    n, cap, warm, last = calls[-1]
+    first20 = calls[-2][3]
+    assert (n, warm) == (20, True) and not first20.solved and cap == 400 - first20.steps_run
+    assert res.solved and res.steps_run == sum(r.steps_run for *_, r in calls)
+
+
+def test_a_short_budget_is_not_extended(tiny, monkeypatch):
     import prototok.walk as walk
 
     caps = []
@@ -62,10 +85,8 @@ def test_intermediate_prefixes_are_capped(tiny, monkeypatch):
         return real(lm, toks, lay, rec, **kw)
 
     monkeypatch.setattr(walk, "fit_resolved", spy)
-    big = get_recipe(DEFAULT_RECIPE, max_steps=PREFIX_CAP + 500)
-    monkeypatch.setattr(walk, "PREFIX_CAP", 50)
-    fit_walk(tiny, [[5, 6, 7, 8, 9, 10]], LAY, big)
-    assert caps == [(4, 50), (5, 50), (6, PREFIX_CAP + 500)]
+    fit_walk(tiny, [[(7 * i + 3) % 60 + 2 for i in range(20)]], LAY, get_recipe(DEFAULT_RECIPE, max_steps=2))
+    assert caps == [(n, 2) for n in (4, 5, 8, 11, 16, 20)]  # max_steps below the cap: one fit per length
 
 
 def test_encode_walks_long_texts_only_and_says_so(tiny, monkeypatch):

@@ -25,10 +25,6 @@ WALK_ABOVE = 64  # from 64 tokens on the walks were measured ahead of cold fits 
 PREFIX_CAP = 1500  # evaluations per intermediate prefix: the cap the measured capacity walks ran under
 
 
-def _cap(rec: Recipe, whole_text: bool) -> int:
-    return rec.max_steps if whole_text else min(rec.max_steps, PREFIX_CAP)
-
-
 def walk_lengths(n: int, grid: tuple[int, ...] = GRID) -> list[int]:
     """The prefix lengths a text of n tokens is fitted at, ending with n itself."""
     return [g for g in grid if g < n] + [n]
@@ -48,29 +44,30 @@ def fit_walk(
 ) -> list[FitResult]:
     """Fit every text through its prefixes (per-text vectors only); results come back in input order, each the
     whole text's fit with `steps_run` and `seconds` counting its whole walk. Texts of the same prefix length are
-    batched together. Intermediate prefixes get at most PREFIX_CAP evaluations each (the recipe's max_steps if
-    smaller); the whole text gets the recipe's own max_steps. An intermediate prefix that is not reconstructed
-    still hands on its best solution: it is a better start than a random draw. on_length(length, results) is
-    called after each length, for a caller's progress line. init_ids: each text's init stream (default: its
-    index), as fit's."""
+    batched together. Every length, the whole text's included, first runs as the measured walks ran: at most
+    PREFIX_CAP evaluations (the recipe's max_steps if smaller), the recipe's redraw rules judged against that
+    cap. An intermediate prefix that is not reconstructed still hands on its best solution: it is a better
+    start than a random draw. A whole text left unsolved then goes on from its best with the rest of the
+    recipe's max_steps (why not one fit with the whole budget: a larger budget lets fast-lbfgs-keep redraw a
+    stalled warm start, and a cold draw at 128 tokens was hopeless where the walk's start solved).
+    on_length(length, results) is called after each length with that length's first fits, for a caller's
+    progress line. init_ids: each text's init stream (default: its index), as fit's."""
     ids = list(range(len(token_lists))) if init_ids is None else init_ids
     spent = [0] * len(token_lists)
     seconds = [0.0] * len(token_lists)
     warm: list[tuple | None] = [None] * len(token_lists)
     final: list[FitResult | None] = [None] * len(token_lists)
     plan = [walk_lengths(len(t)) for t in token_lists]
+    first = replace(rec, max_steps=min(rec.max_steps, PREFIX_CAP))
     for length in sorted({n for lengths in plan for n in lengths}):
         idx = [i for i, lengths in enumerate(plan) if length in lengths]
-        last = [length == len(token_lists[i]) for i in idx]
-        caps = {_cap(rec, end) for end in last}
-        results: list[FitResult] = []
-        for cap in sorted(caps):  # at most two groups: texts that end here and texts that go on
-            group = [i for i, end in zip(idx, last) if _cap(rec, end) == cap]
+
+        def run(group: list[int], recipe: Recipe, length: int = length) -> list[FitResult]:
             res = fit_resolved(
                 lm,
                 [token_lists[i][:length] for i in group],
                 lay,
-                replace(rec, max_steps=cap),
+                recipe,
                 seed=seed,
                 batch_size=batch_size,
                 progress=_walk_progress(progress, final, length),
@@ -81,9 +78,20 @@ def fit_walk(
                 spent[i] += r.steps_run
                 seconds[i] += r.seconds
                 warm[i] = (r.e, r.m)
-                if length == len(token_lists[i]):
-                    final[i] = replace(r, index=i, steps_run=spent[i], seconds=seconds[i])
-            results += res
+            return res
+
+        results = run(idx, first)
+        best = dict(zip(idx, results))
+        more = [i for i, r in best.items() if length == len(token_lists[i]) and not r.solved]
+        left = {i: rec.max_steps - best[i].steps_run for i in more}  # the whole text's own budget: max_steps
+        for cap in sorted({c for c in left.values() if c > 0}):
+            group = [i for i in more if left[i] == cap]
+            for i, r in zip(group, run(group, replace(rec, max_steps=cap))):
+                if (r.accuracy, -r.loss) > (best[i].accuracy, -best[i].loss):
+                    best[i] = r
+        for i, r in best.items():
+            if length == len(token_lists[i]):
+                final[i] = replace(r, index=i, steps_run=spent[i], seconds=seconds[i])
         if on_length is not None:
             on_length(length, results)
     return [r for r in final if r is not None]
