@@ -65,6 +65,7 @@ def plot(rows: list[dict], path: str, title: str) -> None:
                 lambda h: _interp(h, [r["train_hours"] for r in rows], steps),
             ),
         )
+        top.set_xticks([r["train_hours"] for r in rows], [f"{r['train_hours']:.2f}" for r in rows])
         top.set_xlabel("training hours (this run's wall)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
