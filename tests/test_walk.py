@@ -55,12 +55,13 @@ def test_every_length_runs_under_the_walk_cap_then_the_text_takes_the_rest(tiny,
     best with the rest of the recipe's max_steps."""
     import prototok.walk as walk
 
-    calls = []
+    calls, rules = [], []
     real = walk.fit_resolved
 
     def spy(lm, toks, lay, rec, **kw):
         res = real(lm, toks, lay, rec, **kw)
         calls.append((len(toks[0]), rec.max_steps, kw["warm_start"][0] is not None, res[0]))
+        rules.append(rec.redraw_affordable(rec.max_steps, len(toks[0]), warm=True))
         return res
 
     monkeypatch.setattr(walk, "fit_resolved", spy)
@@ -72,6 +73,7 @@ def test_every_length_runs_under_the_walk_cap_then_the_text_takes_the_rest(tiny,
     first20 = calls[-2][3]
     assert (n, warm) == (20, True) and not first20.solved and cap == 400 - first20.steps_run
     assert res.solved and res.steps_run == sum(r.steps_run for *_, r in calls)
+    assert rules[-1] is False  # the continuation refines its start: no budget left is enough to redraw it
 
 
 def test_a_short_budget_is_not_extended(tiny, monkeypatch):
