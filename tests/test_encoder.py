@@ -240,6 +240,34 @@ def test_cli_train_resume_and_eval(tiny, tiny_dir, tmp_path):
     assert r.exit_code == 2 and "no such file" in r.output
 
 
+def test_eval_reads_held_out_windows_with_the_training_seed(tiny, tiny_dir, tmp_path, monkeypatch):
+    """A source's windows depend on the data seed; the hash split holds out only texts of training's windows."""
+    import prototok.encoder as encoder_pkg
+
+    data = tmp_path / "corpus.txt"
+    data.write_text("\n".join(TEXTS) + "\n")
+    out = tmp_path / "ck"
+    train = ["encoder", "train", "--model", str(tiny_dir), "--data", str(data), "--out", str(out), "--device", "cpu"]
+    train += ["--min-len", "3", "--max-len", "8", "--batch-size", "4", "--width", "32", "--layers", "1"]
+    train += ["--heads", "2", "--holdout", "0.5", "--steps", "1", "--seed", "7"]
+    r = CliRunner().invoke(main, train)
+    assert r.exit_code == 0, r.output
+    seen = []
+    real = encoder_pkg.training_texts
+
+    def spy(specs, samples=5000, seed=0):
+        seen.append(seed)
+        return real(specs, samples, seed)
+
+    monkeypatch.setattr(encoder_pkg, "training_texts", spy)
+    base = ["encoder", "eval", str(out), "--data", str(data), "--texts", "2", "--min-len", "3", "--no-fits"]
+    base += ["--device", "cpu", "--seed", "3"]
+    for split, want in (("heldout", 7), ("all", 3)):
+        r = CliRunner().invoke(main, base + ["--split", split])
+        assert r.exit_code == 0, r.output
+        assert seen[-1] == want, (split, seen)
+
+
 def test_snippets_and_training_texts(tiny, tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d/a.txt").write_text("the cat sat on the mat\n\nbird sang in morning sun\n")
