@@ -444,6 +444,31 @@ def test_a_prefix_warm_walk_starts_each_length_from_the_previous_solution(tiny, 
             assert torch.equal(e, proto.e[i]) and torch.equal(m, proto.m[i])
 
 
+def test_a_shared_m_prefix_walk_starts_each_group_from_the_previous_one(tiny, docs, tmp_path, monkeypatch):
+    source, samples = tx.load(str(docs), 2, tiny, min_chars=300)
+    texts = tx.prefixes(tiny, samples, [2, 4])
+    run = ex.Run(tiny, Store(tmp_path / "r.db"), "capacity", "tiny", source, methods.OnePass(FAST, "prefix"), 2)
+    starts = []
+    real = methods.fit_resolved
+
+    def recording(lm, token_lists, **kw):
+        starts.append((len(token_lists[0]), kw.get("share"), kw.get("warm_start")))
+        return real(lm, token_lists, **kw)
+
+    monkeypatch.setattr(methods, "fit_resolved", recording)
+    run_capacity(run, texts, CapacityConfig(lengths=(2, 4), seeds=(0,), share="m"))
+    rows = run.store.rows()
+    assert {r["recipe"] for r in rows} == {FAST.key + "+prefix-warm"}
+    assert starts[0] == (2, "m", [None, None])  # the first length draws
+    n, share, warm = starts[1]
+    assert (n, share) == (4, "m")
+    prev = sorted((r for r in rows if r["length"] == 2), key=lambda r: r["sample"])
+    proto = ProtoTokens.load(tmp_path / prev[0]["proto_path"])
+    assert proto.m.shape[0] == 1  # one shared m, handed to every text of the next group
+    for (e, m), r in zip(warm, prev):
+        assert torch.equal(e, proto.e[r["proto_index"]]) and torch.equal(m, proto.m[0])
+
+
 def test_warm_starts_are_refused_where_they_do_not_apply(tiny_dir, docs, tmp_path):
     from prototok.errors import PrototokError
     from prototok.experiments import EXPERIMENTS, Setup, run_experiment

@@ -164,6 +164,23 @@ def test_shared_vector_is_one_for_the_group(tiny, share):
         assert decoded_accuracy(tiny, "e m^(N-1)", r) == 1.0
 
 
+@pytest.mark.parametrize("share", ["m", "e"])
+def test_a_shared_group_starts_warm_only_as_a_whole(tiny, share):
+    lists = [ids(tiny, "the cat sat"), ids(tiny, "the sun was"), ids(tiny, "the river flowed")]
+    cold = fit(tiny, lists, recipe=FAST, share=share)
+    assert all(r.solved for r in cold) and cold[0].steps_run > 1
+    warm = fit(tiny, lists, recipe=FAST, share=share, warm_start=[(r.e, r.m) for r in cold])
+    assert all(r.solved for r in warm) and [r.steps_run for r in warm] == [1, 1, 1]  # its start is the solution
+    for w, c in zip(warm, cold):
+        assert torch.allclose(w.e, c.e, atol=1e-6) and torch.allclose(w.m, c.m, atol=1e-6)  # a mean of equal rows
+    # the shared row is the texts' mean; a group with any text missing its pair draws as a cold group does
+    pairs = [(r.e, r.m + (i - 1)) if share == "m" else (r.e + (i - 1), r.m) for i, r in enumerate(cold)]
+    (first, *_) = fit(tiny, lists, recipe=get_recipe("paper", lr=1e-12, max_steps=1), share=share, warm_start=pairs)
+    assert torch.allclose(getattr(first, share), getattr(cold[0], share), atol=1e-6)
+    mixed = fit(tiny, lists, recipe=FAST, share=share, warm_start=[(cold[0].e, cold[0].m), None, None])
+    assert [(r.steps_run, r.accuracy) for r in mixed] == [(r.steps_run, r.accuracy) for r in cold]
+
+
 def test_nan_loss_is_a_clear_error(tiny):
     with pytest.raises(PrototokError, match="NaN"):  # a finite init scale whose loss overflows (inf: Recipe refuses)
         fit(tiny, [ids(tiny, "the cat sat")], recipe=get_recipe("paper", init_scale=1e38, max_steps=3))

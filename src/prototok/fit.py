@@ -117,6 +117,8 @@ def fit_resolved(
 
     warm_start: a (d,) pair (e, m) per text to start from instead of a random draw (a learned encoder's
     output, or the solution of a shorter prefix), None for a text that draws; a restart still draws at random.
+    A group sharing a vector starts warm only as a whole (a pair for every text, else it draws): its per-text
+    vector from each text's own, the shared one from their mean (one vector when they came from one group).
     Under an AdamW-then-L-BFGS recipe a warm-started text skips the AdamW steps (they exist to find a basin).
     compile: run every step at one fixed shape (all slots, longest text) through a torch.compile'd backbone
     (CUDA graphs on GPU), which removes the per-kernel launch overhead that dominates small steps.
@@ -135,8 +137,8 @@ def fit_resolved(
     too_long = max(lay.length(len(t)) for t in token_lists)
     if too_long > lm.max_positions:
         raise PrototokError(f"layout needs {too_long} positions, more than the model's context ({lm.max_positions})")
-    if warm_start is not None and (share != "none" or len(warm_start) != len(token_lists)):
-        raise ValueError("warm_start needs share='none' and one (e, m) pair per text")
+    if warm_start is not None and len(warm_start) != len(token_lists):
+        raise ValueError("warm_start needs one (e, m) pair (or None) per text")
     if process_group is not None and share == "none":
         raise ValueError("process_group needs share='m' or 'e': per-text vectors need no all-reduce")
     if precision not in PRECISIONS:
@@ -151,7 +153,8 @@ def fit_resolved(
             if process_group is not None and len(token_lists) < torch.distributed.get_world_size(process_group):
                 world = torch.distributed.get_world_size(process_group)
                 raise ValueError(f"process_group of {world} ranks needs a group of at least {world} texts")
-            results = _fit_group(lm, token_lists, lay, rec, seed, share, progress, process_group)
+            whole = warm_start if warm_start is not None and all(w is not None for w in warm_start) else None
+            results = _fit_group(lm, token_lists, lay, rec, seed, share, progress, process_group, whole)
     for r in results:
         r.precision = prec.name
     return results
@@ -428,8 +431,11 @@ def _fit_group(
     share: str,
     progress: Callable[[FitProgress], None] | None,
     group=None,
+    warm_start: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> list[FitResult]:
     """One group sharing e or m: trained jointly; the kept state is the group's best (most tokens right).
+    warm_start: a pair per text of the whole group (every rank passes all of them), the first state instead of a
+    draw: per-text rows from each text's own, the shared row from their mean; a redraw draws.
 
     group: a process group splitting the texts over its ranks (texts i % world == rank here). Every rank
     draws the whole group's init, as one process would, and keeps its own rows; each step the shared vector's
@@ -452,12 +458,18 @@ def _fit_group(
             e, m = (e[mine], m) if share == "m" else (e, m[mine])
         return e.to(dev), m.to(dev)
 
-    E, M = (p.requires_grad_() for p in draw())
+    E, M = draw()
+    if warm_start is not None:
+        es, ms = (torch.stack([w[k].reshape(d).to(torch.float32) for w in warm_start]) for k in (0, 1))
+        own, joint = (es[mine], ms.mean(0, keepdim=True)) if share == "m" else (ms[mine], es.mean(0, keepdim=True))
+        E, M = (own, joint) if share == "m" else (joint, own)
+        E, M = E.to(dev), M.to(dev)
+    E, M = E.clone().requires_grad_(), M.clone().requires_grad_()
     shared = M if share == "m" else E
     opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
     lengths = torch.tensor([len(t) for t in texts])
     rows = torch.arange(len(texts), device=dev)
-    state = FitState()  # the group's: scored by its tokens right, redrawn as a whole
+    state = FitState(warm=warm_start is not None)  # the group's: scored by its tokens right, redrawn as a whole
     while True:
         loss, correct = layout_scores(lm, lay, E, M, texts, focal=rec.focal_gamma)
         total = loss.sum()

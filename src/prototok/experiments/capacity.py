@@ -142,10 +142,11 @@ def run_capacity(run: Run, texts: list[Prefixes], cfg: CapacityConfig) -> Capaci
         share = sharing(cfg.share, len(have))
         for seed in cfg.seeds:
             items = [t.item(n, seed, layout, share) for t in have]
+            warm = previous_solution(run) if run.method.warm == "prefix" else None
             if cfg.share == "none":
-                run.fit_texts(items, cfg.lay, previous_solution(run) if run.method.warm == "prefix" else None)
+                run.fit_texts(items, cfg.lay, warm)
             else:
-                run.fit_group(items, cfg.lay, cfg.share, seed)
+                run.fit_group(items, cfg.lay, cfg.share, seed, warm)
         if not any(judged_score(r) >= cfg.threshold for r in run.rows(length=n, layout=layout, sharing=share)):
             break
     rows = [r for r in run.rows(layout=layout) if _kind(r["sharing"]) == cfg.share]

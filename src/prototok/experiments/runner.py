@@ -141,8 +141,11 @@ class Run:
                 )
                 self._commit(chunk, results, "none", min(self.batch_size, len(chunk)))
 
-    def fit_group(self, items: list[Item], lay: Layout, share: str, seed: int) -> None:
+    def fit_group(
+        self, items: list[Item], lay: Layout, share: str, seed: int, warm: Callable[[Item], tuple | None] | None = None
+    ) -> None:
         """One group sharing e or m under layout `lay`: fitted jointly, committed together (all or nothing).
+        warm(item): its (e, m) to start from (fit_resolved: the group starts warm when every item has one).
 
         Over several ranks, a group of at least `world` texts is split over all of them (its shared gradient
         all-reduced; each rank commits its own texts); a smaller one is fitted whole by the rank whose turn it is.
@@ -166,6 +169,7 @@ class Run:
             share=share,
             progress=self.on_step,
             process_group=group,
+            **({"warm_start": [warm(it) for it in items]} if warm else {}),
         )
         own = [items[r.index] for r in results]  # all of them, unless split over ranks
         self._commit(own, results, share, len(items))
