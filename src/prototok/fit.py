@@ -461,10 +461,8 @@ def _fit_group(
     E, M = draw()
     if warm_start is not None:
         es, ms = (torch.stack([w[k].reshape(d).to(torch.float32) for w in warm_start]) for k in (0, 1))
-        own, joint = (es[mine], ms.mean(0, keepdim=True)) if share == "m" else (ms[mine], es.mean(0, keepdim=True))
-        E, M = (own, joint) if share == "m" else (joint, own)
-        E, M = E.to(dev), M.to(dev)
-    E, M = E.clone().requires_grad_(), M.clone().requires_grad_()
+        E, M = (es[mine], ms.mean(0, keepdim=True)) if share == "m" else (es.mean(0, keepdim=True), ms[mine])
+    E, M = (p.to(dev).clone().requires_grad_() for p in (E, M))
     shared = M if share == "m" else E
     opt = RowAdamW([E, M], rec, [rec.e_scale, 1.0])
     lengths = torch.tensor([len(t) for t in texts])
