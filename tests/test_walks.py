@@ -59,3 +59,47 @@ def test_walk_tables_puts_a_cold_and_a_warm_walk_of_a_store_side_by_side(tiny_di
     assert table[5].split(" | ")[4:6] == [str(evals[recipe]), str(evals[recipe + walks.WARM_SUFFIX])]
     assert blocks[1].startswith(f"{store.rows()[0]['source']}, 5 tokens")
     assert blocks[2].splitlines()[2] == "| N | text 0 | text 1 |"
+
+
+def test_capacity_table_reads_a_csv_export_as_its_store_and_sums_each_walk(tiny_dir, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from prototok.cli import main
+    from prototok.experiments.capacity import summarize
+    from prototok.store import Store
+
+    from .conftest import write_docs
+
+    path = Path(__file__).parents[1] / "studies" / "capacity_table.py"
+    spec = importlib.util.spec_from_file_location("capacity_table", path)
+    ct = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ct)
+
+    (tmp_path / "docs").mkdir()
+    docs, db, out = write_docs(tmp_path / "docs", seed=3), tmp_path / "r.db", tmp_path / "r.csv"
+    args = ["capacity", "--model", tiny_dir, "--data", docs, "--db", db, "--lengths", "4,5,8", "--samples", "2"]
+    args += ["--min-chars", "300", "--steps", "200", "--recipe", "fast-e50", "--warm", "prefix"]
+    for a in (args, ["export", "--db", db, "--table", "runs", "--format", "csv", "-o", out]):
+        r = CliRunner().invoke(main, [str(x) for x in a], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+    stored = Store(db, readonly=True).rows()
+    back = ct.csv_rows(out)
+    assert [(r["sample"], r["length"], r["accuracy"], r["evals"]) for r in back] == [
+        (r["sample"], r["length"], r["accuracy"], r["evals"]) for r in stored
+    ]
+    settings = ct.group_by(back, *ct.SETTING)
+    assert ct.table(settings) == ct.table(ct.group_by(stored, *ct.SETTING))
+    ((key, rows),) = settings.items()
+    cells = ct.table(settings).splitlines()[2].split(" | ")
+    s = summarize(stored)
+    assert cells[6] == f"**{s.capacity}**"
+    caps = {x.sample: x.capacity for x in s.samples}
+    assert cells[7] == ", ".join(str(caps[k]) for k in sorted(caps))
+    to_cap = [sum(r["evals"] for r in stored if r["sample"] == k and r["length"] <= caps[k]) for k in sorted(caps)]
+    assert cells[8] == ", ".join(map(str, to_cap))
+    assert cells[9] == ", ".join(str(sum(r["evals"] for r in stored if r["sample"] == k)) for k in sorted(caps))
+    assert cells[-1].startswith("128 / 128 (PG-19 / Fanfics)")  # Pythia-160M, [OS] Table 3, no sharing
+    assert ct.plot(settings, tmp_path / "f.png").stat().st_size > 0
