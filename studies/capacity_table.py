@@ -25,12 +25,12 @@ from dataclasses import fields
 from pathlib import Path
 
 from prototok.experiments.capacity import summarize
+from prototok.report.capacity import COLUMNS as SETTING
 from prototok.report.plotting import finish, log2_axis, pyplot
 from prototok.report.reference import FANFICS, PG19, paper_number
 from prototok.report.results import group_by, sharing_kind
 from prototok.store import Row, Store
 
-SETTING = ("model", "source", "layout", "sharing", "recipe")
 # the store's column types, to read a CSV export back (`created` stays the ISO text the export wrote)
 TYPES = {f.name: {"int": int, "float": float}.get(str(f.type).split("|")[0].strip()) for f in fields(Row)}
 
@@ -110,15 +110,14 @@ def plot(settings: dict[tuple, list[dict]], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 4), squeeze=False, sharey=True)
     for ax, src in zip(axes[0], sources, strict=True):
         lengths: set[int] = set()
-        for (model, source, layout, sharing, recipe), rows in settings.items():
-            if short(source) != src:
+        for key, rows in settings.items():
+            if short(key[1]) != src:
                 continue
             by_n: dict[int, list[float]] = defaultdict(list)
             for r in rows:
                 by_n[r["length"]].append(r["accuracy"])
             ns = sorted(by_n)
             lengths |= set(ns)
-            key = (model, source, layout, sharing, recipe)
             c = colour[name(key)]
             ax.plot(ns, [sum(by_n[n]) / len(by_n[n]) for n in ns], marker="o", ms=3, color=c, label=name(key))
             for n in ns:
